@@ -1,0 +1,75 @@
+# mlobs: the targets humans and CI share. `make run` and `make test` set everything up themselves.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+MLOBS  := $(BIN)/mlobs
+export DATA_DIR  ?= data
+export MODEL_DIR ?= models
+MODELS := fraud price churn
+MODEL_FILES := $(foreach m,$(MODELS),$(MODEL_DIR)/$(m)/metadata.json)
+
+.PHONY: help dev dev-pip run run-api run-api-dev generate-data train-models models test test-unit \
+        test-integration test-e2e lint format bench clean
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+# The environment: uv (bootstrapped into the venv when it is not on PATH) installs the locked set.
+$(BIN)/.installed: pyproject.toml uv.lock
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@test -x $(BIN)/uv || $(BIN)/python -m pip install --quiet --disable-pip-version-check uv
+	$(BIN)/uv sync --frozen --extra dev --inexact --python $(BIN)/python
+	@touch $@
+
+dev: $(BIN)/.installed ## Create .venv with the package and its development tools (uv, locked)
+
+dev-pip: ## The same with plain pip, unlocked (slower)
+	$(PYTHON) -m venv $(VENV) && $(BIN)/pip install -e ".[dev]" && touch $(BIN)/.installed
+
+$(MODEL_DIR)/%/metadata.json: | $(BIN)/.installed
+	$(MLOBS) train-models --model $* --only-missing
+
+models: $(MODEL_FILES) ## Train the models that are missing
+
+generate-data: $(BIN)/.installed ## Generate the synthetic data sets into DATA_DIR
+	$(MLOBS) generate-data
+
+train-models: $(BIN)/.installed ## (Re)train all three models into MODEL_DIR
+	$(MLOBS) train-models
+
+run: models ## Set up whatever is missing, then serve the API on port 8000
+	$(MLOBS) serve --port 8000
+
+run-api: models ## Serve the API on port 8000
+	$(MLOBS) serve --host 0.0.0.0 --port 8000
+
+run-api-dev: models ## Serve the API on port 8000 with hot reload
+	$(MLOBS) serve --port 8000 --reload
+
+test: $(BIN)/.installed ## Run the whole test suite
+	$(BIN)/pytest tests/
+
+test-unit: $(BIN)/.installed ## Run the unit tests
+	$(BIN)/pytest tests/unit
+
+test-integration: $(BIN)/.installed ## Run the integration tests
+	$(BIN)/pytest tests/integration
+
+lint: $(BIN)/.installed ## ruff, ruff format --check, mypy (strict) and the import layers
+	$(BIN)/ruff check src tests scripts benchmarks
+	$(BIN)/ruff format --check src tests scripts benchmarks
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+format: $(BIN)/.installed ## Apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix src tests scripts benchmarks
+	$(BIN)/ruff format src tests scripts benchmarks
+
+bench: $(BIN)/.installed ## Run the benchmarks (see benchmarks/README.md)
+	$(BIN)/python benchmarks/bench_models.py
+
+clean: ## Remove the environment, generated data and models
+	rm -rf $(VENV) $(DATA_DIR) $(MODEL_DIR) .pytest_cache .mypy_cache .ruff_cache htmlcov .coverage

@@ -1,0 +1,5 @@
+"""`python -m mlobs` runs the CLI."""
+
+from mlobs.cli import app
+
+app()

@@ -1,0 +1,158 @@
+"""The ``mlobs`` command line: generate data, train models, serve the API."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from mlobs.config import Settings, configure_logging
+
+# Heavy modules (pandas, scikit-learn, XGBoost, ...) are imported inside the commands that need
+# them, so `mlobs --help` answers at once.
+MODEL_NAMES = ("fraud", "price", "churn")
+
+app = typer.Typer(
+    help="mlobs: serve models, log predictions, watch drift and data quality.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+log = logging.getLogger("mlobs.cli")
+
+ModelsOpt = Annotated[
+    list[str] | None,
+    typer.Option("--model", "-m", help="Model to act on (repeatable). Default: all three."),
+]
+
+
+def _settings() -> Settings:
+    settings = Settings()
+    configure_logging(settings.log_level)
+    return settings
+
+
+def _names(models: list[str] | None) -> list[str]:
+    names = models or list(MODEL_NAMES)
+    unknown = [n for n in names if n not in MODEL_NAMES]
+    if unknown:
+        raise typer.BadParameter(f"unknown model(s) {unknown}; choose from {list(MODEL_NAMES)}")
+    return names
+
+
+def _progress() -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+@app.command("generate-data")
+def generate_data(
+    models: ModelsOpt = None,
+    rows: Annotated[int | None, typer.Option(min=100, help="Rows per data set.")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
+    force: Annotated[bool, typer.Option(help="Overwrite existing files.")] = True,
+) -> None:
+    """Generate the training data sets as Parquet files in DATA_DIR."""
+    from mlobs.data import generate
+    from mlobs.data.store import DEFAULT_ROWS, dataset_path, write_dataset
+
+    settings = _settings()
+    with _progress() as progress:
+        for name in _names(models):
+            path = dataset_path(settings.data_dir, name)
+            if path.exists() and not force:
+                console.print(f"[dim]{name}: kept {path}[/]")
+                continue
+            task = progress.add_task(f"generating {name}", total=None)
+            n = rows or DEFAULT_ROWS[name]
+            df = generate(name, n, seed=seed)
+            write_dataset(df, settings.data_dir, name)
+            progress.update(task, description=f"{name}: {n:,} rows -> {path}", completed=1, total=1)
+
+
+@app.command("train-models")
+def train_models(
+    models: ModelsOpt = None,
+    seed: Annotated[int, typer.Option(help="Random seed for splits and estimators.")] = 42,
+    only_missing: Annotated[
+        bool, typer.Option("--only-missing", help="Skip models already trained in MODEL_DIR.")
+    ] = False,
+) -> None:
+    """Train the models on the data in DATA_DIR (generated first if absent) and save them."""
+    from mlobs.data import generate
+    from mlobs.data.store import DEFAULT_ROWS, dataset_path, read_dataset, write_dataset
+    from mlobs.models import MODEL_CLASSES, is_saved, save_model
+
+    settings = _settings()
+    table = Table(title="Holdout metrics")
+    for col in ("model", "version", "rows", "metrics"):
+        table.add_column(col)
+    trained = 0
+    with _progress() as progress:
+        for name in _names(models):
+            if only_missing and is_saved(settings.model_dir, name):
+                console.print(f"[dim]{name}: already trained in {settings.model_dir}[/]")
+                continue
+            task = progress.add_task(f"training {name}", total=None)
+            if not dataset_path(settings.data_dir, name).exists():
+                log.info("no data for %s in %s: generating it", name, settings.data_dir)
+                write_dataset(
+                    generate(name, DEFAULT_ROWS[name], seed=seed), settings.data_dir, name
+                )
+            model = MODEL_CLASSES[name]()
+            meta = model.fit(read_dataset(settings.data_dir, name), seed=seed).metadata
+            folder = save_model(model, settings.model_dir)
+            progress.update(task, description=f"{name}: saved to {folder}", completed=1, total=1)
+            shown = {k: v for k, v in meta.holdout_metrics.items() if k != "positive_rate"}
+            table.add_row(
+                name,
+                meta.version,
+                f"{meta.train_rows:,}",
+                "  ".join(f"{k}={v:.4g}" for k, v in shown.items()),
+            )
+            trained += 1
+    if trained:
+        console.print(table)
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="Bind address (default: HOST or 127.0.0.1).")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: PORT or 8000).")] = None,
+    reload: Annotated[bool, typer.Option(help="Restart on code changes (development).")] = False,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+) -> None:
+    """Serve the API with uvicorn."""
+    import uvicorn
+
+    settings = _settings()
+    uvicorn.run(
+        "mlobs.api.app:create_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        reload=reload,
+        reload_dirs=[str(Path(__file__).parent)] if reload else None,
+        workers=workers,
+        log_level=settings.log_level.lower(),
+    )
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

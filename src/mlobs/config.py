@@ -1,0 +1,67 @@
+"""Settings, read once from the environment (and an optional ``.env``) by the API and the CLI.
+
+Lower layers never import this module: they receive plain values (paths, URLs, numbers).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+class Settings(BaseSettings):
+    """Every knob of mlobs. Environment variables use the field name in upper case."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", protected_namespaces=()
+    )
+
+    log_level: LogLevel = Field("INFO", description="Logging level of the service and the CLI.")
+    model_dir: Path = Field(Path("models"), description="Where trained models are stored.")
+    data_dir: Path = Field(Path("data"), description="Where generated data and SQLite live.")
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL of the prediction log. Default: SQLite file in DATA_DIR.",
+    )
+
+    host: str = Field("127.0.0.1", description="Address `mlobs serve` binds to.")
+    port: int = Field(8000, ge=1, le=65535, description="Port `mlobs serve` listens on.")
+
+    max_batch_records: int = Field(
+        10_000, ge=1, description="Most records one /predict/batch request may carry."
+    )
+    log_queue_size: int = Field(
+        100_000, ge=1, description="Predictions that may wait for the database before drops."
+    )
+    log_batch_size: int = Field(500, ge=1, description="Most rows one log insert writes.")
+    log_flush_interval: float = Field(
+        0.2, gt=0, description="Seconds the log writer waits to fill a batch before writing."
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, v: object) -> object:
+        return v.upper() if isinstance(v, str) else v
+
+    @property
+    def resolved_database_url(self) -> str:
+        """DATABASE_URL, or a SQLite file in DATA_DIR when it is unset."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'mlobs.db').resolve()}"
+
+
+def configure_logging(level: str) -> None:
+    """Configure the root logger once, at the edge (CLI start or app creation)."""
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        force=True,
+    )
+    logging.getLogger("mlobs").setLevel(level)

@@ -1,0 +1,39 @@
+"""Domain errors. Each carries its data; ``mlobs.api.errors`` maps them to HTTP statuses in one place."""
+
+from __future__ import annotations
+
+
+class MlobsError(Exception):
+    """Base class of every error mlobs raises on purpose."""
+
+
+class NotFound(MlobsError):
+    """A named thing (model, prediction, alert, ...) does not exist."""
+
+    def __init__(self, kind: str, key: str) -> None:
+        super().__init__(f"{kind} {key!r} not found")
+        self.kind, self.key = kind, key
+
+
+class Conflict(MlobsError):
+    """The request is valid but clashes with the current state."""
+
+    def __init__(self, message: str, *, current: str | None = None) -> None:
+        super().__init__(message)
+        self.current = current
+
+
+class InvalidInput(MlobsError):
+    """Input broke a rule the request schema cannot express; ``loc`` names the field."""
+
+    def __init__(self, loc: tuple[str | int, ...], message: str, kind: str = "value_error") -> None:
+        super().__init__(message)
+        self.loc, self.message, self.kind = loc, message, kind
+
+
+class ModelNotLoaded(MlobsError):
+    """A model's artifacts are missing or unreadable."""
+
+    def __init__(self, model_name: str, reason: str) -> None:
+        super().__init__(f"model {model_name!r} is not loaded: {reason}")
+        self.model_name, self.reason = model_name, reason

@@ -1,0 +1,257 @@
+"""The base of the three models: schema, preprocessing, training with a holdout, metadata, inference.
+
+A subclass names its algorithm and implements four small hooks (fit the estimator, predict raw
+scores from an encoded matrix, and turn the estimator into bytes and back); everything else,
+including the single-row fast path, lives here once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+from sklearn import metrics as skm
+from sklearn.model_selection import train_test_split
+
+from mlobs.data.schema import DatasetSpec, Task
+from mlobs.models.preprocessing import FeatureSchema
+
+FloatArray = np.ndarray
+
+
+@dataclass(frozen=True)
+class ModelMetadata:
+    """What a trained model was built from and how well it did on its holdout."""
+
+    model_name: str
+    algorithm: str
+    version: str
+    trained_at: str
+    train_rows: int
+    holdout_rows: int
+    holdout_metrics: Mapping[str, float]
+    data_hash: str
+    params: Mapping[str, Any]
+    library_versions: Mapping[str, str]
+    decision_threshold: float = 0.5
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["holdout_metrics"] = dict(self.holdout_metrics)
+        d["params"] = dict(self.params)
+        d["library_versions"] = dict(self.library_versions)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ModelMetadata:
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One model output: the prediction and, for classifiers, the positive-class probability."""
+
+    value: float
+    probability: float | None = None
+
+
+@dataclass(frozen=True)
+class BatchPrediction:
+    values: FloatArray
+    probabilities: FloatArray | None = None
+
+
+@dataclass
+class TrainingResult:
+    """What ``fit`` returns: the metadata plus the split it used, for callers that profile data."""
+
+    metadata: ModelMetadata
+    train: pd.DataFrame = field(repr=False)
+    holdout: pd.DataFrame = field(repr=False)
+
+
+def data_hash(df: pd.DataFrame) -> str:
+    """A stable SHA-256 of a frame's values and column names."""
+    h = hashlib.sha256()
+    h.update(json.dumps(list(map(str, df.columns))).encode())
+    h.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
+    return h.hexdigest()
+
+
+def classification_metrics(y: np.ndarray, proba: np.ndarray, threshold: float) -> dict[str, float]:
+    pred = (proba >= threshold).astype(int)
+    out = {
+        "accuracy": skm.accuracy_score(y, pred),
+        "precision": skm.precision_score(y, pred, zero_division=0),
+        "recall": skm.recall_score(y, pred, zero_division=0),
+        "f1": skm.f1_score(y, pred, zero_division=0),
+        "log_loss": skm.log_loss(y, np.clip(proba, 1e-12, 1 - 1e-12), labels=[0, 1]),
+        "positive_rate": float(np.mean(y)),
+    }
+    if len(np.unique(y)) == 2:
+        out["roc_auc"] = skm.roc_auc_score(y, proba)
+        out["average_precision"] = skm.average_precision_score(y, proba)
+    return {k: float(v) for k, v in out.items()}
+
+
+def best_f1_threshold(y: np.ndarray, proba: np.ndarray) -> float:
+    """The probability threshold with the highest F1 on (y, proba); 0.5 when y has one class."""
+    if len(np.unique(y)) < 2:
+        return 0.5
+    precision, recall, thresholds = skm.precision_recall_curve(y, proba)
+    f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
+    return float(thresholds[int(np.argmax(f1[:-1]))])
+
+
+def regression_metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    nz = y != 0
+    return {
+        "mae": float(skm.mean_absolute_error(y, pred)),
+        "rmse": float(np.sqrt(skm.mean_squared_error(y, pred))),
+        "mape": float(np.mean(np.abs((y[nz] - pred[nz]) / y[nz]))) if nz.any() else float("nan"),
+        "r2": float(skm.r2_score(y, pred)),
+    }
+
+
+class TabularModel(ABC):
+    """A trained (or trainable) model over one data set.
+
+    Subclasses set ``algorithm``, ``artifact_suffix`` and ``impute``, and implement the hooks.
+    Inference is single-threaded: on a busy two-core machine OpenMP threads cost more than they gain.
+    """
+
+    algorithm: ClassVar[str]
+    artifact_suffix: ClassVar[str]
+    impute: ClassVar[bool] = False
+    # Rare positives: pick the decision threshold that maximises F1 on a validation slice of the
+    # training split instead of 0.5, which would flag almost nothing.
+    tune_threshold: ClassVar[bool] = False
+    default_params: ClassVar[Mapping[str, Any]] = {}
+    libraries: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, spec: DatasetSpec, params: Mapping[str, Any] | None = None) -> None:
+        self.spec = spec
+        self.params: dict[str, Any] = {**self.default_params, **(params or {})}
+        self.schema: FeatureSchema | None = None
+        self.metadata: ModelMetadata | None = None
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def task(self) -> Task:
+        return self.spec.task
+
+    @property
+    def version(self) -> str:
+        return self.metadata.version if self.metadata else "untrained"
+
+    @property
+    def is_classifier(self) -> bool:
+        return self.spec.task == "classification"
+
+    # ------------------------------------------------------------------ hooks
+
+    @abstractmethod
+    def _fit_estimator(self, x: FloatArray, y: np.ndarray, seed: int) -> None:
+        """Train on an encoded matrix."""
+
+    @abstractmethod
+    def _raw_predict(self, x: FloatArray) -> FloatArray:
+        """Positive-class probability (classifiers) or the predicted value (regressors)."""
+
+    @abstractmethod
+    def estimator_bytes(self) -> bytes:
+        """The estimator in its library's own non-pickle format."""
+
+    @abstractmethod
+    def load_estimator(self, data: bytes) -> None:
+        """Restore the estimator from ``estimator_bytes()`` output."""
+
+    # ------------------------------------------------------------------ training
+
+    def fit(self, df: pd.DataFrame, *, seed: int = 0, holdout: float = 0.2) -> TrainingResult:
+        """Train on ``df`` (features and target) with a stratified holdout, and record metadata."""
+        target = self.spec.target
+        missing = [c for c in [*self.spec.feature_names, target] if c not in df.columns]
+        if missing:
+            raise ValueError(f"training frame lacks columns {missing}")
+        stratify = df[target] if self.is_classifier else None
+        train, test = train_test_split(df, test_size=holdout, random_state=seed, stratify=stratify)
+        self.schema = FeatureSchema.fit(self.spec, train, impute=self.impute)
+        threshold = 0.5
+        if self.tune_threshold and self.is_classifier:
+            fit_part, val = train_test_split(
+                train, test_size=0.2, random_state=seed, stratify=train[target]
+            )
+            self._fit_estimator(self.schema.transform(fit_part), fit_part[target].to_numpy(), seed)
+            threshold = best_f1_threshold(
+                val[target].to_numpy(), self._raw_predict(self.schema.transform(val))
+            )
+        else:
+            self._fit_estimator(self.schema.transform(train), train[target].to_numpy(), seed)
+        y = test[target].to_numpy()
+        out = self._raw_predict(self.schema.transform(test))
+        if self.is_classifier:
+            scores = classification_metrics(y, out, threshold)
+        else:
+            scores = regression_metrics(y, out)
+        digest = data_hash(df)
+        versions = {m: str(importlib.import_module(m).__version__) for m in self.libraries}
+        fingerprint = json.dumps([digest, self.algorithm, self.params, versions], sort_keys=True)
+        self.metadata = ModelMetadata(
+            model_name=self.name,
+            algorithm=self.algorithm,
+            version=hashlib.sha256(fingerprint.encode()).hexdigest()[:12],
+            trained_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            train_rows=len(train),
+            holdout_rows=len(test),
+            holdout_metrics=scores,
+            data_hash=digest,
+            params=dict(self.params),
+            library_versions=versions,
+            decision_threshold=threshold,
+        )
+        return TrainingResult(self.metadata, train, test)
+
+    # ------------------------------------------------------------------ inference
+
+    def _require_schema(self) -> FeatureSchema:
+        if self.schema is None:
+            raise RuntimeError(f"model {self.name!r} is not trained")
+        return self.schema
+
+    def _output(self, raw: float) -> Prediction:
+        if self.is_classifier:
+            threshold = self.metadata.decision_threshold if self.metadata else 0.5
+            return Prediction(value=float(raw >= threshold), probability=raw)
+        return Prediction(value=raw)
+
+    def predict_record(self, record: Mapping[str, Any]) -> Prediction:
+        """Predict one validated record (a dict with every feature key): the single-row fast path."""
+        raw = float(self._raw_predict(self._require_schema().transform_one(record))[0])
+        return self._output(raw)
+
+    def predict_records(self, records: Sequence[Mapping[str, Any]]) -> BatchPrediction:
+        """Predict many validated records in one call to the estimator."""
+        return self._batch(self._raw_predict(self._require_schema().transform_records(records)))
+
+    def predict_frame(self, df: pd.DataFrame) -> BatchPrediction:
+        """Predict every row of a frame with the feature columns."""
+        return self._batch(self._raw_predict(self._require_schema().transform(df)))
+
+    def _batch(self, raw: FloatArray) -> BatchPrediction:
+        raw = np.asarray(raw, dtype=np.float64)
+        if self.is_classifier:
+            threshold = self.metadata.decision_threshold if self.metadata else 0.5
+            return BatchPrediction((raw >= threshold).astype(np.float64), raw)
+        return BatchPrediction(raw)

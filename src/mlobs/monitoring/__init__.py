@@ -1,0 +1,1 @@
+"""Monitoring: drift, data quality, alerts and the Prometheus metrics."""

@@ -1,0 +1,1 @@
+"""Persistence through SQLAlchemy: the prediction log, drift history and alerts."""

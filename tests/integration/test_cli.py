@@ -1,0 +1,90 @@
+"""The CLI end to end, as a user runs it: separate processes, a temporary DATA_DIR and MODEL_DIR."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+
+def _mlobs(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mlobs", *args],
+        cwd=cwd,
+        env={**os.environ, "COLUMNS": "200", **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_generate_then_train_writes_data_models_and_prints_metrics(tmp_path: Path) -> None:
+    env = {"DATA_DIR": str(tmp_path / "d"), "MODEL_DIR": str(tmp_path / "m"), "LOG_LEVEL": "debug"}
+    gen = _mlobs("generate-data", "--rows", "3000", "--seed", "5", cwd=tmp_path, **env)
+    assert gen.returncode == 0, gen.stderr
+    for name in ("fraud", "price", "churn"):
+        df = pd.read_parquet(tmp_path / "d" / f"{name}.parquet")
+        assert len(df) == 3000
+
+    train = _mlobs("train-models", "--model", "price", "--model", "churn", cwd=tmp_path, **env)
+    assert train.returncode == 0, train.stderr
+    assert "r2=" in train.stdout and "roc_auc=" in train.stdout
+    assert (tmp_path / "m" / "price" / "model.txt").is_file()
+    assert (tmp_path / "m" / "churn" / "model.skops").is_file()
+    assert not (tmp_path / "m" / "fraud").exists()
+    meta = json.loads((tmp_path / "m" / "churn" / "metadata.json").read_text())
+    assert meta["train_rows"] == 2400
+
+    again = _mlobs("train-models", "--only-missing", "--model", "price", cwd=tmp_path, **env)
+    assert again.returncode == 0 and "already trained" in again.stdout
+
+
+def test_log_level_really_configures_logging(tmp_path: Path) -> None:
+    env = {"DATA_DIR": str(tmp_path / "d"), "MODEL_DIR": str(tmp_path / "m")}
+    quiet = _mlobs("train-models", "--model", "price", cwd=tmp_path, LOG_LEVEL="WARNING", **env)
+    assert quiet.returncode == 0, quiet.stderr
+    assert "generating it" not in quiet.stderr
+    (tmp_path / "d" / "price.parquet").unlink()
+    loud = _mlobs("train-models", "--model", "price", cwd=tmp_path, LOG_LEVEL="info", **env)
+    assert loud.returncode == 0, loud.stderr
+    assert "no data for price" in loud.stderr
+
+
+def test_unknown_model_is_a_clear_usage_error(tmp_path: Path) -> None:
+    out = _mlobs("train-models", "--model", "nope", cwd=tmp_path)
+    assert out.returncode == 2
+    assert "unknown model" in out.stderr
+
+
+def test_scripts_wrap_the_cli(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(root / "scripts" / "generate_data.py"),
+            "--model",
+            "fraud",
+            "--rows",
+            "200",
+        ],
+        cwd=tmp_path,
+        env={**os.environ, "DATA_DIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "fraud.parquet").is_file()
+
+
+def test_cli_model_names_match_the_models() -> None:
+    from mlobs import cli
+    from mlobs.models import MODEL_NAMES
+
+    assert cli.MODEL_NAMES == MODEL_NAMES
