@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
+from prometheus_client import CollectorRegistry
 
+from helpers import skip_or_fail, wait_ready
+from mlobs.api.app import create_app
+from mlobs.config import Settings
 from mlobs.data import generate
 from mlobs.models import MODEL_CLASSES, save_model
-
-REQUIRE_SERVICES = os.environ.get("MLOBS_REQUIRE_SERVICES") == "1"
-
-
-def skip_or_fail(reason: str) -> None:
-    """Skip a test whose service is missing, or fail it where services are required (CI)."""
-    if REQUIRE_SERVICES:
-        pytest.fail(f"required service unavailable: {reason}")
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
@@ -29,3 +27,99 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         model.fit(generate(name, rows, seed=7), seed=7)
         save_model(model, path)
     return path
+
+
+# --------------------------------------------------------------------------------- databases
+
+DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> str:
+    """The PostgreSQL server's maintenance database; skips (fails in CI) when unreachable."""
+    from sqlalchemy import create_engine, text
+
+    url = os.environ.get("MLOBS_TEST_POSTGRES_URL", DEFAULT_PG_URL)
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:
+        skip_or_fail(f"PostgreSQL at {url} unreachable: {type(exc).__name__}")
+    finally:
+        engine.dispose()
+    return url
+
+
+@pytest.fixture
+def pg_url(pg_admin_url: str) -> Iterator[str]:
+    """A fresh PostgreSQL database for one test, dropped afterwards."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"mlobs_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(pg_admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(pg_admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each test using this runs once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'mlobs.db'}"
+    url: str = request.getfixturevalue("pg_url")
+    return url
+
+
+# --------------------------------------------------------------------------------- the app
+
+
+@pytest.fixture
+def settings_factory(tmp_path: Path, model_dir: Path) -> Callable[..., Settings]:
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "model_dir": model_dir,
+            "data_dir": tmp_path / "data",
+            "log_flush_interval": 0.05,
+            "log_level": "WARNING",
+        }
+        values.update(overrides)
+        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+    return make
+
+
+@pytest.fixture
+def app_factory(
+    settings_factory: Callable[..., Settings],
+) -> Iterator[Callable[..., TestClient]]:
+    """Start apps (lifespan included) with fresh metrics registries; all are stopped at the end."""
+    started: list[TestClient] = []
+
+    def start(wait: bool = True, **overrides: Any) -> TestClient:
+        app = create_app(settings_factory(**overrides), registry=CollectorRegistry())
+        client = TestClient(app)
+        client.__enter__()
+        started.append(client)
+        if wait:
+            wait_ready(client)
+        return client
+
+    yield start
+    for client in reversed(started):
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(app_factory: Callable[..., TestClient], db_url: str) -> TestClient:
+    """A ready app on SQLite and on PostgreSQL."""
+    return app_factory(database_url=db_url)

@@ -37,3 +37,11 @@ class ModelNotLoaded(MlobsError):
     def __init__(self, model_name: str, reason: str) -> None:
         super().__init__(f"model {model_name!r} is not loaded: {reason}")
         self.model_name, self.reason = model_name, reason
+
+
+class Unavailable(MlobsError):
+    """A dependency (the database, ...) cannot answer now; the request may succeed later."""
+
+    def __init__(self, what: str, reason: str) -> None:
+        super().__init__(f"{what} unavailable: {reason}")
+        self.what, self.reason = what, reason

@@ -7,7 +7,7 @@ features through a known relation (optionally changed: concept drift), and final
 >>> df = generate("fraud", 1_000, seed=1)
 >>> df.shape
 (1000, 12)
->>> 0.005 < df["is_fraud"].mean() < 0.08
+>>> bool(0.005 < df["is_fraud"].mean() < 0.08)
 True
 """
 

@@ -1,0 +1,89 @@
+"""Domain errors to HTTP statuses, in one place. Every error body has FastAPI's validation shape,
+``{"detail": [{"loc": [...], "msg": "...", "type": "..."}]}``, so clients parse one format."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from mlobs.api.schemas import ErrorOut
+from mlobs.errors import Conflict, InvalidInput, ModelNotLoaded, NotFound, Unavailable
+
+log = logging.getLogger(__name__)
+
+
+def error_body(loc: list[str | int], msg: str, kind: str) -> dict[str, Any]:
+    return {"detail": [{"loc": loc, "msg": msg, "type": kind}]}
+
+
+def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the error statuses a route can return."""
+    text = {
+        400: "Malformed request.",
+        404: "Unknown model or id.",
+        409: "Conflicts with the current state.",
+        413: "Request body too large.",
+        422: "Invalid input: `loc` names the field (and the record, in a batch).",
+        503: "Not ready: a model is not loaded, or the database cannot answer (reason given).",
+    }
+    return {c: {"model": ErrorOut, "description": text[c]} for c in codes}
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(NotFound)
+    async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
+        return JSONResponse(error_body([exc.kind], str(exc), "not_found"), status_code=404)
+
+    @app.exception_handler(Conflict)
+    async def _conflict(_: Request, exc: Conflict) -> JSONResponse:
+        body = error_body([], str(exc), "conflict")
+        if exc.current is not None:
+            body["current"] = exc.current
+        return JSONResponse(body, status_code=409)
+
+    @app.exception_handler(InvalidInput)
+    async def _invalid(_: Request, exc: InvalidInput) -> JSONResponse:
+        return JSONResponse(error_body(list(exc.loc), exc.message, exc.kind), status_code=422)
+
+    @app.exception_handler(ModelNotLoaded)
+    async def _not_loaded(_: Request, exc: ModelNotLoaded) -> JSONResponse:
+        return JSONResponse(
+            error_body(["model", exc.model_name], str(exc), "model_not_loaded"), status_code=503
+        )
+
+    @app.exception_handler(Unavailable)
+    async def _unavailable(_: Request, exc: Unavailable) -> JSONResponse:
+        return JSONResponse(
+            error_body([exc.what], str(exc), "unavailable"),
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if isinstance(exc.detail, list):
+            return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+        return JSONResponse(
+            error_body([], str(exc.detail), "http_error"),
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # Drop the echoed input and pydantic's doc URL: an error must not copy a large body back.
+        items = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+        return JSONResponse({"detail": items}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse(
+            error_body([], "internal error; it has been logged", "internal_error"),
+            status_code=500,
+        )

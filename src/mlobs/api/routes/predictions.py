@@ -1,0 +1,134 @@
+"""Prediction routes: one per model, a batch route, the model list and the prediction log.
+
+No ``from __future__ import annotations`` here: the per-model routes are built in a loop and
+FastAPI must see their body types as real objects, not strings.
+"""
+
+import uuid
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from mlobs.api.deps import RuntimeDep, ServiceDep
+from mlobs.api.errors import responses
+from mlobs.api.schemas import (
+    FEATURE_MODELS,
+    BatchOut,
+    BatchRequestBase,
+    FeatureOut,
+    LoggedPredictionOut,
+    ModelOut,
+    ModelsOut,
+    PredictionOut,
+    batch_request_model,
+)
+from mlobs.data.generator import DATASETS
+
+
+def _single_route(
+    name: str, body_model: type[BaseModel]
+) -> Callable[..., Coroutine[Any, Any, PredictionOut]]:
+    async def predict(body: BaseModel, service: ServiceDep) -> PredictionOut:
+        return PredictionOut.from_record(service.predict(name, body.model_dump()))
+
+    # The body type is only known here; FastAPI reads it from the annotations.
+    predict.__annotations__["body"] = Annotated[body_model, Body()]
+    predict.__name__ = f"predict_{name}"
+    predict.__doc__ = f"Predict with the {name} model. {DATASETS[name].description}"
+    return predict
+
+
+def _list_adapter(model: type[BaseModel]) -> TypeAdapter[list[BaseModel]]:
+    return TypeAdapter(list[model])  # type: ignore[valid-type]
+
+
+def build_router(max_batch_records: int) -> APIRouter:
+    router = APIRouter(tags=["predictions"])
+    for name, body_model in FEATURE_MODELS.items():
+        router.add_api_route(
+            f"/predict/{name}",
+            _single_route(name, body_model),
+            methods=["POST"],
+            response_model=PredictionOut,
+            responses=responses(422, 503),
+            summary=f"Predict {name}",
+        )
+
+    # One adapter per model validates a whole list in one call; errors carry the record index.
+    record_lists = {n: _list_adapter(m) for n, m in FEATURE_MODELS.items()}
+
+    def predict_batch(body: BatchRequestBase, service: ServiceDep) -> BatchOut:
+        """Predict many records of one model; any invalid record rejects the batch with a 422."""
+        try:
+            records = record_lists[body.model_name].validate_python(body.records)
+        except ValidationError as exc:
+            raise RequestValidationError(
+                [{**e, "loc": ("body", "records", *e["loc"])} for e in exc.errors()]
+            ) from None
+        out = service.predict_batch(body.model_name, [r.model_dump() for r in records])
+        return BatchOut(
+            model_name=body.model_name,
+            model_version=out[0].model_version,
+            count=len(out),
+            predictions=[PredictionOut.from_record(r) for r in out],
+        )
+
+    # The request model carries the configured record limit, so it is built per app.
+    predict_batch.__annotations__["body"] = batch_request_model(max_batch_records)
+    router.add_api_route(
+        "/predict/batch",
+        predict_batch,
+        methods=["POST"],
+        response_model=BatchOut,
+        responses=responses(422, 503),
+    )
+
+    @router.get("/predict/models", response_model=ModelsOut)
+    def list_models(rt: RuntimeDep) -> ModelsOut:
+        """The models, with version, holdout metrics and feature schema, or why one is not loaded."""
+        out = []
+        for name in rt.models.names:
+            spec = DATASETS[name]
+            model = rt.models.models.get(name)
+            if model is None or model.schema is None or model.metadata is None:
+                error = rt.models.errors.get(name) or "loading"
+                out.append(ModelOut(name=name, loaded=False, task=spec.task, error=error))
+                continue
+            schema, meta = model.schema, model.metadata
+            features = [
+                FeatureOut(
+                    **{k: v for k, v in f.to_dict().items() if k not in ("categories", "example")},
+                    categories=list(schema.categories.get(f.name, ())),
+                    training_range=schema.ranges.get(f.name),
+                )
+                for f in schema.spec.features
+            ]
+            out.append(
+                ModelOut(
+                    name=name,
+                    loaded=True,
+                    task=spec.task,
+                    algorithm=meta.algorithm,
+                    version=meta.version,
+                    trained_at=meta.trained_at,
+                    train_rows=meta.train_rows,
+                    holdout_metrics=dict(meta.holdout_metrics),
+                    decision_threshold=meta.decision_threshold if model.is_classifier else None,
+                    features=features,
+                )
+            )
+        return ModelsOut(models=out)
+
+    @router.get(
+        "/predictions/{prediction_id}",
+        response_model=LoggedPredictionOut,
+        responses=responses(404, 422, 503),
+    )
+    def get_prediction(prediction_id: uuid.UUID, service: ServiceDep) -> LoggedPredictionOut:
+        """A logged prediction, also while it still waits in the log queue."""
+        return LoggedPredictionOut.from_logged(service.get_prediction(str(prediction_id)))
+
+    return router

@@ -1,0 +1,228 @@
+"""Request and response schemas. Feature schemas are built from the data set specs, so the API,
+the models and the generator cannot disagree on a feature's name, kind or domain."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from types import MappingProxyType
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
+
+from mlobs.data.generator import DATASETS
+from mlobs.data.schema import DatasetSpec, FeatureSpec
+from mlobs.monitoring.records import PredictionRecord
+
+ModelName = Literal["fraud", "price", "churn"]
+MAX_CATEGORY_LENGTH = 200
+
+
+def _whole(v: float | None) -> float | None:
+    if v is not None and not float(v).is_integer():
+        raise ValueError("must be a whole number")
+    return v
+
+
+def _field(f: FeatureSpec) -> Any:
+    if f.kind == "categorical":
+        return Annotated[
+            str | None,
+            Field(
+                strict=True,
+                max_length=MAX_CATEGORY_LENGTH,
+                description=(
+                    f"{f.description}. Known: {', '.join(f.categories)}; any other string is "
+                    "accepted and treated as unseen. null = missing."
+                ),
+                examples=[f.example],
+            ),
+        ]
+    # Constraints sit on the number itself so OpenAPI shows them inside anyOf[number, null].
+    number = Annotated[
+        float,
+        Field(
+            strict=True,
+            allow_inf_nan=False,
+            ge=f.minimum,
+            le=f.maximum,
+            json_schema_extra={"multipleOf": 1} if f.integer else None,
+        ),
+    ]
+    parts: list[Any] = [
+        Field(
+            description=f"{f.description}{' (whole number)' if f.integer else ''}. null = missing.",
+            examples=[f.example],
+        )
+    ]
+    if f.integer:
+        parts.append(AfterValidator(_whole))
+    return Annotated[(number | None, *parts)]
+
+
+def features_model(spec: DatasetSpec) -> type[BaseModel]:
+    """A pydantic model of one prediction request: every feature key required, null allowed."""
+    fields: dict[str, Any] = {f.name: (_field(f), ...) for f in spec.features}
+    return create_model(
+        f"{spec.name.capitalize()}Features",
+        __config__=ConfigDict(
+            extra="forbid",
+            json_schema_extra={"examples": [spec.example()]},
+            title=f"{spec.name.capitalize()}Features",
+        ),
+        __doc__=f"{spec.description} Every key is required; null means missing.",
+        **fields,
+    )
+
+
+FEATURE_MODELS: Mapping[str, type[BaseModel]] = MappingProxyType(
+    {name: features_model(spec) for name, spec in DATASETS.items()}
+)
+
+
+class PredictionOut(BaseModel):
+    """One prediction."""
+
+    prediction_id: str = Field(description="UUID; use it to read the prediction or send feedback.")
+    model_name: str = Field(description="fraud, price or churn.")
+    model_version: str
+    prediction: int | float = Field(description="Class (0/1) for fraud and churn; price for price.")
+    probability: float | None = Field(
+        None, description="Positive-class probability (classifiers only)."
+    )
+    timestamp: datetime
+
+    @classmethod
+    def from_record(cls, r: PredictionRecord) -> PredictionOut:
+        pred: int | float = int(r.prediction) if r.probability is not None else r.prediction
+        return cls(
+            prediction_id=r.id,
+            model_name=r.model_name,
+            model_version=r.model_version,
+            prediction=pred,
+            probability=r.probability,
+            timestamp=r.created_at,
+        )
+
+
+class LoggedPredictionOut(PredictionOut):
+    """A logged prediction with the features it was made from."""
+
+    features: dict[str, Any]
+    latency_ms: float
+
+    @classmethod
+    def from_logged(cls, r: PredictionRecord) -> LoggedPredictionOut:
+        base = PredictionOut.from_record(r).model_dump()
+        return cls(**base, features=dict(r.features), latency_ms=r.latency_ms)
+
+
+class BatchRequestBase(BaseModel):
+    """A batch: the model's name and its records (checked against that model's schema)."""
+
+    model_name: ModelName
+    records: list[dict[str, Any]]
+
+
+def batch_request_model(max_records: int) -> type[BatchRequestBase]:
+    """The batch request; records are checked against ``model_name``'s schema by the route."""
+    records_schema = {
+        "type": "array",
+        "minItems": 1,
+        "maxItems": max_records,
+        "items": {
+            "anyOf": [
+                {"$ref": f"#/components/schemas/{m.__name__}"} for m in FEATURE_MODELS.values()
+            ]
+        },
+        "description": (
+            f"1 to {max_records} feature objects of the model named by model_name. Any invalid "
+            "record rejects the batch with a 422 whose loc names it: "
+            '["body", "records", <index>, <feature>].'
+        ),
+    }
+
+    class BatchRequest(BatchRequestBase):
+        model_config = ConfigDict(
+            extra="forbid",
+            json_schema_extra={
+                "examples": [{"model_name": "fraud", "records": [DATASETS["fraud"].example()]}]
+            },
+        )
+        model_name: ModelName
+        records: Annotated[
+            list[dict[str, Any]],
+            Field(min_length=1, max_length=max_records, json_schema_extra=records_schema),
+        ]
+
+    return BatchRequest
+
+
+class BatchOut(BaseModel):
+    model_name: str
+    model_version: str
+    count: int
+    predictions: list[PredictionOut]
+
+
+class FeatureOut(BaseModel):
+    name: str
+    kind: Literal["numeric", "categorical"]
+    description: str
+    integer: bool
+    minimum: float | None
+    maximum: float | None
+    categories: list[str] = Field(description="Categories seen in training (categorical only).")
+    training_range: tuple[float, float] | None = Field(
+        None, description="Minimum and maximum seen in training (numeric only)."
+    )
+
+
+class ModelOut(BaseModel):
+    name: str
+    loaded: bool
+    task: Literal["classification", "regression"]
+    algorithm: str | None = None
+    version: str | None = None
+    trained_at: str | None = None
+    train_rows: int | None = None
+    holdout_metrics: dict[str, float] = Field(default_factory=dict)
+    decision_threshold: float | None = None
+    features: list[FeatureOut] = Field(default_factory=list)
+    error: str | None = Field(None, description="Why the model is not loaded.")
+
+
+class ModelsOut(BaseModel):
+    models: list[ModelOut]
+
+
+class ModelHealth(BaseModel):
+    loaded: bool
+    version: str | None = None
+    error: str | None = None
+
+
+class HealthOut(BaseModel):
+    status: Literal["healthy", "degraded", "unhealthy"]
+    reasons: list[str] = Field(description="What is impaired, when not healthy.")
+    models: dict[str, ModelHealth]
+    database: Literal["ok", "unreachable"]
+    log_queue_depth: int
+    version: str
+
+
+class ProbeOut(BaseModel):
+    status: str
+    reasons: list[str] = Field(default_factory=list)
+
+
+class ErrorItem(BaseModel):
+    loc: list[str | int] = Field(description="Where: e.g. ['body', 'records', 3, 'amount'].")
+    msg: str
+    type: str
+
+
+class ErrorOut(BaseModel):
+    """The error body of every 4xx and 5xx: FastAPI's validation format."""
+
+    detail: list[ErrorItem]

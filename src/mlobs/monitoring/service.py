@@ -1,0 +1,108 @@
+"""The prediction service: model output, metrics and logging for every request, in one place."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from mlobs.errors import NotFound
+from mlobs.models.registry import ModelRegistry
+from mlobs.monitoring.metrics import Metrics
+from mlobs.monitoring.ports import PredictionSink
+from mlobs.monitoring.records import PredictionRecord
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class PredictionService:
+    """Serves predictions from a model registry, counts them and hands them to the log.
+
+    Records reaching this service are validated already (the API's schemas); the model layer
+    encodes missing values and unseen categories.
+    """
+
+    def __init__(
+        self,
+        models: ModelRegistry,
+        metrics: Metrics,
+        sink: PredictionSink,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.models, self.metrics, self.sink, self.clock = models, metrics, sink, clock
+
+    def predict(self, model_name: str, record: Mapping[str, Any]) -> PredictionRecord:
+        model = self.models.get(model_name)
+        t = time.perf_counter()
+        try:
+            out = model.predict_record(record)
+        except Exception:
+            self.metrics.predictions.labels(model_name, "error").inc()
+            raise
+        elapsed = time.perf_counter() - t
+        self.metrics.latency.labels(model_name).observe(elapsed)
+        self.metrics.predictions.labels(model_name, "success").inc()
+        self.metrics.value.labels(model_name).observe(
+            out.probability if out.probability is not None else out.value
+        )
+        rec = PredictionRecord(
+            id=str(uuid.uuid4()),
+            model_name=model_name,
+            model_version=model.version,
+            created_at=self.clock(),
+            features=record,
+            prediction=out.value,
+            probability=out.probability,
+            latency_ms=elapsed * 1e3,
+        )
+        self.sink.submit(rec)
+        return rec
+
+    def predict_batch(
+        self, model_name: str, records: Sequence[Mapping[str, Any]]
+    ) -> list[PredictionRecord]:
+        """Predict many records with one estimator call; each is logged as its own prediction."""
+        model = self.models.get(model_name)
+        t = time.perf_counter()
+        try:
+            out = model.predict_records(records)
+        except Exception:
+            self.metrics.predictions.labels(model_name, "error").inc(len(records))
+            raise
+        elapsed = time.perf_counter() - t
+        per_row_ms = elapsed * 1e3 / max(len(records), 1)
+        self.metrics.batch_latency.labels(model_name).observe(elapsed)
+        self.metrics.batch_size.labels(model_name).observe(len(records))
+        self.metrics.predictions.labels(model_name, "success").inc(len(records))
+        now, version = self.clock(), model.version
+        values = out.values.tolist()
+        probas = out.probabilities.tolist() if out.probabilities is not None else None
+        observe = self.metrics.value.labels(model_name).observe
+        result = []
+        for i, features in enumerate(records):
+            proba = probas[i] if probas is not None else None
+            observe(proba if proba is not None else values[i])
+            rec = PredictionRecord(
+                id=str(uuid.uuid4()),
+                model_name=model_name,
+                model_version=version,
+                created_at=now,
+                features=features,
+                prediction=values[i],
+                probability=proba,
+                latency_ms=per_row_ms,
+            )
+            self.sink.submit(rec)
+            result.append(rec)
+        return result
+
+    def get_prediction(self, prediction_id: str) -> PredictionRecord:
+        rec = self.sink.get(prediction_id)
+        if rec is None:
+            raise NotFound("prediction", prediction_id)
+        return rec

@@ -1,0 +1,68 @@
+"""Repositories: SQL in, domain records out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import Engine, func, insert, select
+
+from mlobs.monitoring.records import PredictionRecord
+from mlobs.storage.tables import predictions
+
+
+def _utc(dt: datetime) -> datetime:
+    # SQLite hands back naive datetimes; every time we store is UTC.
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+class PredictionRepository:
+    """The prediction log table. Implements ``mlobs.monitoring.ports.PredictionStore``."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def insert_many(self, records: Sequence[PredictionRecord]) -> None:
+        """Insert records in one transaction (all or none)."""
+        if not records:
+            return
+        rows: list[dict[str, Any]] = [
+            {
+                "id": r.id,
+                "model_name": r.model_name,
+                "model_version": r.model_version,
+                "created_at": r.created_at,
+                "features": dict(r.features),
+                "prediction": r.prediction,
+                "probability": r.probability,
+                "latency_ms": r.latency_ms,
+            }
+            for r in records
+        ]
+        with self.engine.begin() as conn:
+            conn.execute(insert(predictions), rows)
+
+    def get(self, prediction_id: str) -> PredictionRecord | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(predictions).where(predictions.c.id == prediction_id)).first()
+        if row is None:
+            return None
+        m = row._mapping
+        return PredictionRecord(
+            id=m["id"],
+            model_name=m["model_name"],
+            model_version=m["model_version"],
+            created_at=_utc(m["created_at"]),
+            features=m["features"],
+            prediction=m["prediction"],
+            probability=m["probability"],
+            latency_ms=m["latency_ms"],
+        )
+
+    def count(self, model_name: str | None = None) -> int:
+        stmt = select(func.count()).select_from(predictions)
+        if model_name is not None:
+            stmt = stmt.where(predictions.c.model_name == model_name)
+        with self.engine.connect() as conn:
+            return int(conn.execute(stmt).scalar_one())

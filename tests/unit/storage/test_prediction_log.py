@@ -1,0 +1,134 @@
+"""The prediction log writer and repository on real databases (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import datetime, timezone
+
+import pytest
+from prometheus_client import CollectorRegistry
+from sqlalchemy import inspect
+
+from mlobs.errors import Unavailable
+from mlobs.monitoring.metrics import Metrics
+from mlobs.monitoring.records import PredictionRecord
+from mlobs.storage.db import make_engine, migrate, ping
+from mlobs.storage.prediction_log import PredictionLog
+from mlobs.storage.repositories import PredictionRepository
+
+
+def make_record(model: str = "fraud", **kw: object) -> PredictionRecord:
+    values: dict[str, object] = {
+        "id": str(uuid.uuid4()),
+        "model_name": model,
+        "model_version": "v1",
+        "created_at": datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc),
+        "features": {"amount": 12.5, "channel": None, "hour": 3.0},
+        "prediction": 1.0,
+        "probability": 0.75,
+        "latency_ms": 0.2,
+    }
+    values.update(kw)
+    return PredictionRecord(**values)  # type: ignore[arg-type]
+
+
+def test_migrations_are_idempotent_and_create_the_log(db_url: str) -> None:
+    engine = make_engine(db_url)
+    migrate(engine)
+    migrate(engine)
+    assert "predictions" in inspect(engine).get_table_names()
+    assert ping(engine) is None
+    engine.dispose()
+
+
+def test_repository_round_trip_keeps_nulls_and_utc(db_url: str) -> None:
+    engine = make_engine(db_url)
+    migrate(engine)
+    repo = PredictionRepository(engine)
+    a, b = make_record(), make_record("price", probability=None, prediction=250_000.0)
+    repo.insert_many([a, b])
+    assert repo.get(a.id) == a
+    assert repo.get(b.id) == b
+    assert repo.get(str(uuid.uuid4())) is None
+    assert repo.count() == 2 and repo.count("price") == 1
+    engine.dispose()
+
+
+def test_writer_batches_and_drains_everything_on_stop(db_url: str) -> None:
+    engine = make_engine(db_url)
+    migrate(engine)
+    repo, registry = PredictionRepository(engine), CollectorRegistry()
+    plog = PredictionLog(repo, Metrics(registry), batch_size=16, flush_interval=0.01)
+    plog.start()
+    records = [make_record() for _ in range(100)]
+    for r in records:
+        assert plog.submit(r)
+        assert plog.get(r.id) == r  # readable while queued
+    assert plog.stop() == 0
+    assert repo.count() == 100
+    assert (
+        registry.get_sample_value("mlobs_prediction_log_written_total", {"model_name": "fraud"})
+        == 100
+    )
+    # Batched: far fewer inserts than rows.
+    inserts = registry.get_sample_value("mlobs_prediction_log_write_seconds_count")
+    assert inserts is not None and inserts <= 100 / 16 * 3
+    engine.dispose()
+
+
+def test_full_queue_drops_and_counts(tmp_path: object) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path}/x.db")
+    migrate(engine)
+    registry = CollectorRegistry()
+    plog = PredictionLog(PredictionRepository(engine), Metrics(registry), queue_size=2)
+    kept = [make_record(), make_record()]
+    dropped = make_record("churn")
+    assert all(plog.submit(r) for r in kept)  # writer not started: the queue fills
+    assert not plog.submit(dropped)
+    assert plog.get(dropped.id) is None
+    assert (
+        registry.get_sample_value("mlobs_prediction_log_dropped_total", {"model_name": "churn"})
+        == 1
+    )
+    engine.dispose()
+
+
+def test_failed_inserts_are_retried_until_the_database_is_ready(tmp_path: object) -> None:
+    """The table does not exist at first: every insert fails, and nothing is dropped."""
+    engine = make_engine(f"sqlite:///{tmp_path}/late.db")
+    repo, registry = PredictionRepository(engine), CollectorRegistry()
+    plog = PredictionLog(repo, Metrics(registry), flush_interval=0.01, max_backoff=0.1)
+    plog.start()
+    records = [make_record() for _ in range(20)]
+    for r in records:
+        plog.submit(r)
+    deadline = time.monotonic() + 10
+    while not registry.get_sample_value("mlobs_prediction_log_write_errors_total"):
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert plog.last_error is not None
+    assert plog.get(records[0].id) == records[0]  # still pending, still readable
+    with pytest.raises(Unavailable):
+        plog.get(str(uuid.uuid4()))  # not pending, and the table cannot answer
+    migrate(engine)
+    deadline = time.monotonic() + 10
+    while plog.depth or plog.last_error:
+        assert time.monotonic() < deadline, plog.last_error
+        time.sleep(0.02)
+    assert plog.stop() == 0
+    assert repo.count() == 20
+    engine.dispose()
+
+
+@pytest.mark.parametrize("batch", [1, 7, 500])
+def test_batch_sizes(tmp_path: object, batch: int) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path}/b{batch}.db")
+    migrate(engine)
+    repo = PredictionRepository(engine)
+    plog = PredictionLog(repo, Metrics(CollectorRegistry()), batch_size=batch, flush_interval=0.01)
+    plog.start()
+    for _ in range(30):
+        plog.submit(make_record())
+    assert plog.stop() == 0 and repo.count() == 30
+    engine.dispose()
