@@ -12,7 +12,7 @@ MODELS := fraud price churn
 MODEL_FILES := $(foreach m,$(MODELS),$(MODEL_DIR)/$(m)/metadata.json)
 
 .PHONY: help dev dev-pip run run-api run-api-dev generate-data train-models models test test-unit \
-        test-integration test-e2e lint format bench clean
+        test-integration lint format bench bench-http clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -68,8 +68,12 @@ format: $(BIN)/.installed ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix src tests scripts benchmarks
 	$(BIN)/ruff format src tests scripts benchmarks
 
-bench: $(BIN)/.installed ## Run the benchmarks (see benchmarks/README.md)
+bench: $(BIN)/.installed ## In-process model benchmarks (figures in benchmarks/RESULTS.md)
 	$(BIN)/python benchmarks/bench_models.py
+
+bench-http: $(BIN)/.installed models ## HTTP benchmark against an echo route (needs wrk)
+	@command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk"; exit 1; }
+	$(BIN)/python benchmarks/bench_http.py
 
 clean: ## Remove the environment, generated data and models
 	rm -rf $(VENV) $(DATA_DIR) $(MODEL_DIR) .pytest_cache .mypy_cache .ruff_cache htmlcov .coverage

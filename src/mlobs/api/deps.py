@@ -10,12 +10,12 @@ from mlobs.api.runtime import Runtime
 from mlobs.monitoring.service import PredictionService
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
 
-def get_service(request: Request) -> PredictionService:
+async def get_service(request: Request) -> PredictionService:
     runtime: Runtime = request.app.state.runtime
     return runtime.service
 

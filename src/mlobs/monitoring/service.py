@@ -5,14 +5,24 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
+
+from prometheus_client import Counter, Histogram
 
 from mlobs.errors import NotFound
 from mlobs.models.registry import ModelRegistry
 from mlobs.monitoring.metrics import Metrics
 from mlobs.monitoring.ports import PredictionSink
 from mlobs.monitoring.records import PredictionRecord
+
+
+@dataclass(frozen=True)
+class _ModelMetrics:
+    success: Counter
+    latency: Histogram
+    value: Histogram
 
 
 def utcnow() -> datetime:
@@ -35,6 +45,20 @@ class PredictionService:
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.models, self.metrics, self.sink, self.clock = models, metrics, sink, clock
+        self._children: dict[str, _ModelMetrics] = {}
+
+    def _metrics_of(self, model_name: str) -> _ModelMetrics:
+        # Resolving labelled children costs microseconds per call; the label sets are fixed.
+        children = self._children.get(model_name)
+        if children is None:
+            m = self.metrics
+            children = _ModelMetrics(
+                success=m.predictions.labels(model_name, "success"),
+                latency=m.latency.labels(model_name),
+                value=m.value.labels(model_name),
+            )
+            self._children[model_name] = children
+        return children
 
     def predict(self, model_name: str, record: Mapping[str, Any]) -> PredictionRecord:
         model = self.models.get(model_name)
@@ -45,11 +69,10 @@ class PredictionService:
             self.metrics.predictions.labels(model_name, "error").inc()
             raise
         elapsed = time.perf_counter() - t
-        self.metrics.latency.labels(model_name).observe(elapsed)
-        self.metrics.predictions.labels(model_name, "success").inc()
-        self.metrics.value.labels(model_name).observe(
-            out.probability if out.probability is not None else out.value
-        )
+        children = self._metrics_of(model_name)
+        children.latency.observe(elapsed)
+        children.success.inc()
+        children.value.observe(out.probability if out.probability is not None else out.value)
         rec = PredictionRecord(
             id=str(uuid.uuid4()),
             model_name=model_name,

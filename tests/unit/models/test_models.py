@@ -40,12 +40,14 @@ def test_save_load_gives_identical_predictions(name: str, tmp_path: Path) -> Non
     recs = _records(fresh[model.spec.feature_names])
     np.testing.assert_allclose(loaded.predict_records(recs).values, b.values, rtol=1e-12)
     singles = [loaded.predict_record(r) for r in recs[:40]]
-    np.testing.assert_allclose([p.value for p in singles], b.values[:40], rtol=1e-6)
+    # Single rows go through Treelite, batches through the library: equal to float32 rounding.
     if model.is_classifier:
         assert b.probabilities is not None
         np.testing.assert_allclose(
-            [p.probability for p in singles], b.probabilities[:40], rtol=1e-6
+            [p.probability for p in singles], b.probabilities[:40], rtol=0, atol=1e-5
         )
+    else:
+        np.testing.assert_allclose([p.value for p in singles], b.values[:40], rtol=1e-9)
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
@@ -130,3 +132,24 @@ def test_training_needs_every_column() -> None:
 def test_untrained_model_refuses_to_predict() -> None:
     with pytest.raises(RuntimeError, match="not trained"):
         MODEL_CLASSES["fraud"]().predict_record(DATASETS["fraud"].example())
+
+
+def test_compiled_runtime_matches_the_libraries_own_output(model_dir: Path) -> None:
+    """Serving goes through Treelite; its scores agree with XGBoost's and scikit-learn's."""
+    fraud, churn = load_model(model_dir, "fraud"), load_model(model_dir, "churn")
+    for model in (fraud, churn):
+        assert model.schema is not None
+    df_f = generate("fraud", 2_000, seed=21, drift=DriftSpec.preset("fraud", 0.5))
+    x = fraud.schema.transform(df_f)  # type: ignore[union-attr]
+    np.testing.assert_allclose(
+        fraud._raw_predict(x),
+        fraud.booster_predict(x),  # type: ignore[attr-defined]
+        atol=1e-5,
+    )
+    df_c = generate("churn", 2_000, seed=21, drift=DriftSpec.preset("churn", 0.5))
+    x = churn.schema.transform(df_c)  # type: ignore[union-attr]
+    np.testing.assert_allclose(
+        churn._raw_predict(x),
+        churn._forest.predict_proba(x)[:, 1],  # type: ignore[attr-defined]
+        atol=1e-9,
+    )
