@@ -10,8 +10,9 @@ export DATA_DIR  ?= data
 export MODEL_DIR ?= models
 MODELS := fraud price churn
 MODEL_FILES := $(foreach m,$(MODELS),$(MODEL_DIR)/$(m)/metadata.json)
+PROFILE_FILES := $(foreach m,$(MODELS),$(MODEL_DIR)/$(m)/reference.json)
 
-.PHONY: help dev dev-pip run run-api run-api-dev generate-data train-models models test test-unit \
+.PHONY: help dev dev-pip run run-api run-api-dev generate-data train-models setup-reference models test test-unit \
         test-integration lint format bench bench-http clean
 
 help: ## List the targets
@@ -32,13 +33,19 @@ dev-pip: ## The same with plain pip, unlocked (slower)
 $(MODEL_DIR)/%/metadata.json: | $(BIN)/.installed
 	$(MLOBS) train-models --model $* --only-missing
 
-models: $(MODEL_FILES) ## Train the models that are missing
+$(MODEL_DIR)/%/reference.json: $(MODEL_DIR)/%/metadata.json
+	$(MLOBS) setup-reference --model $* --only-missing
+
+models: $(MODEL_FILES) $(PROFILE_FILES) ## Train the models and build the reference profiles that are missing
 
 generate-data: $(BIN)/.installed ## Generate the synthetic data sets into DATA_DIR
 	$(MLOBS) generate-data
 
-train-models: $(BIN)/.installed ## (Re)train all three models into MODEL_DIR
+train-models: $(BIN)/.installed ## (Re)train all three models (and their reference profiles)
 	$(MLOBS) train-models
+
+setup-reference: $(BIN)/.installed ## (Re)build the reference profiles of the trained models
+	$(MLOBS) setup-reference
 
 run: models ## Set up whatever is missing, then serve the API on port 8000
 	$(MLOBS) serve --port 8000

@@ -16,6 +16,7 @@ from mlobs.api.app import create_app
 from mlobs.config import Settings
 from mlobs.data import generate
 from mlobs.models import MODEL_CLASSES, save_model
+from mlobs.monitoring.profiles import profile_for_model, save_profile
 
 
 @pytest.fixture(scope="session")
@@ -24,8 +25,9 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("models")
     for name, rows in (("fraud", 20_000), ("price", 5_000), ("churn", 5_000)):
         model = MODEL_CLASSES[name]()
-        model.fit(generate(name, rows, seed=7), seed=7)
+        result = model.fit(generate(name, rows, seed=7), seed=7)
         save_model(model, path)
+        save_profile(profile_for_model(model, result.train), path)
     return path
 
 

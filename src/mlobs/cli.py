@@ -92,6 +92,7 @@ def train_models(
     from mlobs.data import generate
     from mlobs.data.store import DEFAULT_ROWS, dataset_path, read_dataset, write_dataset
     from mlobs.models import MODEL_CLASSES, is_saved, save_model
+    from mlobs.monitoring.profiles import profile_for_model, save_profile
 
     settings = _settings()
     table = Table(title="Holdout metrics")
@@ -110,8 +111,11 @@ def train_models(
                     generate(name, DEFAULT_ROWS[name], seed=seed), settings.data_dir, name
                 )
             model = MODEL_CLASSES[name]()
-            meta = model.fit(read_dataset(settings.data_dir, name), seed=seed).metadata
+            result = model.fit(read_dataset(settings.data_dir, name), seed=seed)
+            meta = result.metadata
             folder = save_model(model, settings.model_dir)
+            # The reference profile is frozen at training time, on the training split.
+            save_profile(profile_for_model(model, result.train), settings.model_dir)
             progress.update(task, description=f"{name}: saved to {folder}", completed=1, total=1)
             shown = {k: v for k, v in meta.holdout_metrics.items() if k != "positive_rate"}
             table.add_row(
@@ -123,6 +127,43 @@ def train_models(
             trained += 1
     if trained:
         console.print(table)
+
+
+@app.command("setup-reference")
+def setup_reference(
+    models: ModelsOpt = None,
+    only_missing: Annotated[
+        bool, typer.Option("--only-missing", help="Skip models that already have a profile.")
+    ] = False,
+) -> None:
+    """Build each trained model's reference profile from its data in DATA_DIR."""
+    from mlobs.data.store import dataset_path, read_dataset
+    from mlobs.models import load_model
+    from mlobs.monitoring.profiles import PROFILE_FILE, profile_for_model, save_profile
+
+    settings = _settings()
+    with _progress() as progress:
+        for name in _names(models):
+            if only_missing and (settings.model_dir / name / PROFILE_FILE).is_file():
+                console.print(f"[dim]{name}: reference profile present[/]")
+                continue
+            try:
+                model = load_model(settings.model_dir, name)
+            except FileNotFoundError:
+                console.print(f"[red]{name}: not trained; run `mlobs train-models` first[/]")
+                raise typer.Exit(1) from None
+            if not dataset_path(settings.data_dir, name).exists():
+                console.print(
+                    f"[red]{name}: no data in {settings.data_dir}; run "
+                    "`mlobs generate-data` first[/]"
+                )
+                raise typer.Exit(1)
+            task = progress.add_task(f"profiling {name}", total=None)
+            profile = profile_for_model(model, read_dataset(settings.data_dir, name))
+            path = save_profile(profile, settings.model_dir)
+            progress.update(
+                task, description=f"{name}: {profile.rows:,} rows -> {path}", completed=1, total=1
+            )
 
 
 @app.command()

@@ -44,6 +44,29 @@ class Settings(BaseSettings):
         0.2, gt=0, description="Seconds the log writer waits to fill a batch before writing."
     )
 
+    drift_window_size: int = Field(
+        1_000, ge=1, description="Rows after which a model's live drift window closes."
+    )
+    drift_window_seconds: float = Field(
+        300.0, ge=0, description="Seconds after which a live window closes anyway (0: never)."
+    )
+    drift_min_samples: int = Field(
+        500, ge=1, description="Rows a live window needs for a drift verdict."
+    )
+    drift_check_min_samples: int = Field(
+        100, ge=1, description="Rows a posted drift check needs per feature for a verdict."
+    )
+    drift_flush_interval: float = Field(
+        1.0, gt=0, description="Seconds between pushes of live counts to the shared window."
+    )
+    psi_threshold_warning: float = Field(0.1, gt=0, description="PSI warning threshold.")
+    psi_threshold_critical: float = Field(0.2, gt=0, description="PSI critical threshold.")
+    js_threshold_warning: float = Field(0.1, gt=0, le=1, description="JS distance warning.")
+    js_threshold_critical: float = Field(0.2, gt=0, le=1, description="JS distance critical.")
+    drift_share_threshold: float = Field(
+        0.3, gt=0, le=1, description="Share of drifted features that makes the data set drift."
+    )
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, v: object) -> object:

@@ -12,9 +12,12 @@ from sqlalchemy import Engine
 
 from mlobs.config import Settings
 from mlobs.models.registry import ModelRegistry
+from mlobs.monitoring.drift_monitor import DriftConfig, DriftMonitor
 from mlobs.monitoring.metrics import Metrics
-from mlobs.monitoring.service import PredictionService
+from mlobs.monitoring.profiles import load_profile
+from mlobs.monitoring.service import PredictionService, utcnow
 from mlobs.storage.db import make_engine, migrate
+from mlobs.storage.drift_repository import DriftRepository
 from mlobs.storage.prediction_log import PredictionLog
 from mlobs.storage.repositories import PredictionRepository
 
@@ -30,8 +33,12 @@ class Runtime:
     predictions: PredictionRepository
     prediction_log: PredictionLog
     service: PredictionService
+    drift: DriftMonitor
     models_ready: threading.Event = field(default_factory=threading.Event)
     startup_errors: list[str] = field(default_factory=list)
+    profile_errors: dict[str, str] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _flusher: threading.Thread | None = None
 
     @classmethod
     def build(cls, settings: Settings, registry: CollectorRegistry) -> Runtime:
@@ -45,8 +52,24 @@ class Runtime:
             batch_size=settings.log_batch_size,
             flush_interval=settings.log_flush_interval,
         )
-        service = PredictionService(ModelRegistry(), metrics, plog)
-        return cls(settings, registry, metrics, engine, repo, plog, service)
+        drift = DriftMonitor(
+            DriftRepository(engine),
+            metrics,
+            DriftConfig(
+                window_size=settings.drift_window_size,
+                window_seconds=settings.drift_window_seconds or None,
+                min_samples=settings.drift_min_samples,
+                check_min_samples=settings.drift_check_min_samples,
+                psi_threshold_warning=settings.psi_threshold_warning,
+                psi_threshold_critical=settings.psi_threshold_critical,
+                js_threshold_warning=settings.js_threshold_warning,
+                js_threshold_critical=settings.js_threshold_critical,
+                drift_share_threshold=settings.drift_share_threshold,
+            ),
+            clock=utcnow,
+        )
+        service = PredictionService(ModelRegistry(), metrics, plog, drift=drift)
+        return cls(settings, registry, metrics, engine, repo, plog, service, drift)
 
     @property
     def models(self) -> ModelRegistry:
@@ -63,6 +86,18 @@ class Runtime:
             self.startup_errors.append(msg)
         self.prediction_log.start()
         threading.Thread(target=self._load_models, name="model-loader", daemon=True).start()
+        self._flusher = threading.Thread(target=self._flush_loop, name="drift-flush", daemon=True)
+        self._flusher.start()
+
+    def _flush_loop(self) -> None:
+        while not self._stop.wait(self.settings.drift_flush_interval):
+            self.flush_drift()
+
+    def flush_drift(self) -> None:
+        try:
+            self.drift.flush()
+        except Exception as exc:  # the database may be away; counts are kept for the next try
+            log.warning("drift flush failed: %s: %s", type(exc).__name__, exc)
 
     def _load_models(self) -> None:
         try:
@@ -71,12 +106,34 @@ class Runtime:
                 self.metrics.model_loaded.labels(model.name, model.version).set(1)
             for name, reason in loaded.errors.items():
                 log.warning("model %s not loaded: %s", name, reason)
+            for model in loaded:
+                self._load_profile(model.name, model.version)
             self.service.models = loaded
             log.info("models loaded: %s", ", ".join(loaded.models) or "none")
         finally:
             self.models_ready.set()
 
+    def _load_profile(self, name: str, version: str) -> None:
+        try:
+            profile = load_profile(Path(self.settings.model_dir), name)
+        except (ValueError, KeyError, OSError) as exc:
+            self.profile_errors[name] = f"unreadable reference profile: {exc}"
+            return
+        if profile is None:
+            self.profile_errors[name] = "no reference profile: run `mlobs setup-reference`"
+            return
+        if profile.model_version != version:
+            log.warning(
+                "%s: reference profile was built for version %s, model is %s",
+                name, profile.model_version, version,
+            )  # fmt: skip
+        self.drift.set_profile(profile)
+
     def stop(self) -> None:
+        self._stop.set()
+        if self._flusher is not None:
+            self._flusher.join(10)
+        self.flush_drift()
         lost = self.prediction_log.stop()
         if lost:
             log.error("%d logged predictions could not be written at shutdown", lost)

@@ -226,3 +226,115 @@ class ErrorOut(BaseModel):
     """The error body of every 4xx and 5xx: FastAPI's validation format."""
 
     detail: list[ErrorItem]
+
+
+# --------------------------------------------------------------------------------------- drift
+
+
+class RecordsCheckIn(BaseModel):
+    """Rows to check, or none to check the model's current live window."""
+
+    model_config = ConfigDict(extra="forbid")
+    model_name: ModelName
+    records: list[dict[str, Any]] | None = Field(
+        None, description="Feature objects of the model; omit to use the live window."
+    )
+
+
+class ReferenceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    records: list[dict[str, Any]] = Field(
+        min_length=1, description="Feature objects that become the model's new reference."
+    )
+
+
+class FeatureDriftOut(BaseModel):
+    feature: str
+    kind: Literal["numeric", "categorical"]
+    method: Literal["psi", "jensenshannon"]
+    score: float | None = Field(description="PSI or JS distance; null without enough data.")
+    status: Literal["ok", "warning", "critical", "insufficient_data"]
+    drifted: bool
+    bins: list[str] = Field(description="Bin ranges (numeric) or categories plus (unseen).")
+    reference: list[float] = Field(description="Reference proportions per bin.")
+    current: list[float] = Field(description="Current proportions per bin.")
+    count: int = Field(description="Non-missing values counted.")
+    missing_share: float
+    reason: str | None = None
+
+
+class DriftReportOut(BaseModel):
+    model_name: str
+    created_at: str
+    n_rows: int
+    status: Literal["ok", "warning", "critical", "insufficient_data"]
+    dataset_drift: bool
+    drift_share: float
+    drifted_features_count: int
+    scored_features_count: int
+    thresholds: dict[str, float]
+    features: dict[str, FeatureDriftOut]
+    prediction: FeatureDriftOut | None
+
+
+class FeatureQualityOut(BaseModel):
+    feature: str
+    missing_share: float
+    reference_missing_share: float
+    out_of_range_share: float | None
+    unseen_share: float | None
+    status: Literal["ok", "warning", "critical"]
+
+
+class QualityReportOut(BaseModel):
+    model_name: str
+    n_rows: int
+    status: Literal["ok", "warning", "critical"]
+    missing_share: float
+    missing_status: Literal["ok", "warning", "critical"]
+    duplicate_rows: int
+    duplicate_share: float
+    duplicate_status: Literal["ok", "warning", "critical"]
+    features: dict[str, FeatureQualityOut]
+
+
+class DriftCheckOut(BaseModel):
+    dataset_name: Literal["live", "request"]
+    window_id: int | None = None
+    drift: DriftReportOut
+    quality: QualityReportOut
+
+
+class DriftResultOut(BaseModel):
+    model_name: str
+    dataset_name: str
+    window_id: int | None
+    created_at: str
+    n_rows: int
+    status: str
+    dataset_drift: bool
+    drift_share: float
+    drifted_features_count: int
+    report: DriftReportOut
+    quality: QualityReportOut | None
+
+
+class DriftHistoryOut(BaseModel):
+    model_name: str
+    results: list[DriftResultOut]
+
+
+class DriftStatusOut(BaseModel):
+    model_name: str
+    reference: dict[str, Any]
+    thresholds: dict[str, float]
+    window: dict[str, Any]
+    last_result: DriftResultOut | None
+
+
+class ReferenceOut(BaseModel):
+    model_name: str
+    model_version: str
+    rows: int
+    created_at: str
+    features: dict[str, str]

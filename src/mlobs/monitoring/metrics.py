@@ -88,3 +88,43 @@ class Metrics:
             "mlobs_prediction_log_write_seconds", "Time of one batched log insert.",
             buckets=LATENCY_BUCKETS, registry=registry,
         )  # fmt: skip
+
+        # Drift and data quality. Drift scores come from closed live windows; a posted check
+        # (dataset_name="request") sets only the dataset-level and quality gauges.
+        self.drift_score = Gauge(
+            "mlobs_drift_score",
+            "Drift score of a feature in the last closed live window (PSI or JS distance).",
+            ["model_name", "feature"], registry=registry,
+        )  # fmt: skip
+        self.dataset_drift = Gauge(
+            "mlobs_dataset_drift_detected", "1 when the last evaluated data set drifted.",
+            ["model_name", "dataset_name"], registry=registry,
+        )  # fmt: skip
+        self.drift_share = Gauge(
+            "mlobs_drift_share", "Share of drifted features in the last closed live window.",
+            ["model_name"], registry=registry,
+        )  # fmt: skip
+        self.drifted_features = Gauge(
+            "mlobs_drifted_features_count", "Drifted features in the last closed live window.",
+            ["model_name"], registry=registry,
+        )  # fmt: skip
+        self.prediction_drift = Gauge(
+            "mlobs_prediction_drift_score", "PSI of the model's output in the last live window.",
+            ["model_name"], registry=registry,
+        )  # fmt: skip
+        self.missing_share = Gauge(
+            "mlobs_missing_values_share", "Share of missing feature values in the last data set.",
+            ["model_name", "dataset_name"], registry=registry,
+        )  # fmt: skip
+        self.duplicate_rows = Gauge(
+            "mlobs_duplicate_rows_count", "Rows repeating an earlier row in the last data set.",
+            ["model_name", "dataset_name"], registry=registry,
+        )  # fmt: skip
+        self.window_rows = Gauge(
+            "mlobs_drift_window_rows", "Rows this process counted into the open live window.",
+            ["model_name"], registry=registry,
+        )  # fmt: skip
+        self.windows_evaluated = Counter(
+            "mlobs_drift_windows_evaluated", "Live windows closed and evaluated.",
+            ["model_name", "status"], registry=registry,
+        )  # fmt: skip

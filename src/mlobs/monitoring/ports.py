@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol
 
-from mlobs.monitoring.records import PredictionRecord
+from mlobs.monitoring.records import DriftResult, PredictionRecord, WindowInfo
+
+if TYPE_CHECKING:
+    from mlobs.monitoring.drift_detector import DriftReport
+    from mlobs.monitoring.profiles import ReferenceProfile
+    from mlobs.monitoring.quality import QualityReport
+    from mlobs.monitoring.windows import WindowCounts
 
 
 class PredictionSink(Protocol):
@@ -26,3 +33,35 @@ class PredictionStore(Protocol):
     def insert_many(self, records: Sequence[PredictionRecord]) -> None: ...
 
     def get(self, prediction_id: str) -> PredictionRecord | None: ...
+
+
+class WindowStore(Protocol):
+    """Live windows shared by every process through the database."""
+
+    def add_counts(
+        self, model_name: str, profile_version: str, delta: WindowCounts, now: datetime
+    ) -> WindowInfo | None:
+        """Add a process's counts to the model's open window (opening one if there is none) and
+        return it; None when the open window was counted on another reference profile."""
+        ...
+
+    def open_window(self, model_name: str) -> WindowInfo | None: ...
+
+    def close(self, window_id: int, now: datetime) -> bool:
+        """Close an open window; True only for the one caller whose update closed it, so that
+        each closed window is evaluated exactly once."""
+        ...
+
+    def read_counts(self, window_id: int, profile: ReferenceProfile) -> WindowCounts: ...
+
+    def save_result(self, result: DriftResult) -> None: ...
+
+    def history(self, model_name: str, dataset_name: str, limit: int) -> list[DriftResult]: ...
+
+
+class DriftListener(Protocol):
+    """Receives every drift and quality verdict (the alert manager implements this)."""
+
+    def on_drift(self, model_name: str, dataset_name: str, report: DriftReport) -> None: ...
+
+    def on_quality(self, model_name: str, dataset_name: str, report: QualityReport) -> None: ...

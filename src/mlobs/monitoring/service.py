@@ -13,6 +13,7 @@ from prometheus_client import Counter, Histogram
 
 from mlobs.errors import NotFound
 from mlobs.models.registry import ModelRegistry
+from mlobs.monitoring.drift_monitor import DriftMonitor
 from mlobs.monitoring.metrics import Metrics
 from mlobs.monitoring.ports import PredictionSink
 from mlobs.monitoring.records import PredictionRecord
@@ -43,8 +44,10 @@ class PredictionService:
         sink: PredictionSink,
         *,
         clock: Callable[[], datetime] = utcnow,
+        drift: DriftMonitor | None = None,
     ) -> None:
         self.models, self.metrics, self.sink, self.clock = models, metrics, sink, clock
+        self.drift = drift
         self._children: dict[str, _ModelMetrics] = {}
 
     def _metrics_of(self, model_name: str) -> _ModelMetrics:
@@ -72,7 +75,10 @@ class PredictionService:
         children = self._metrics_of(model_name)
         children.latency.observe(elapsed)
         children.success.inc()
-        children.value.observe(out.probability if out.probability is not None else out.value)
+        output = out.probability if out.probability is not None else out.value
+        children.value.observe(output)
+        if self.drift is not None:
+            self.drift.observe(model_name, record, output)
         rec = PredictionRecord(
             id=str(uuid.uuid4()),
             model_name=model_name,
@@ -122,6 +128,8 @@ class PredictionService:
             )
             self.sink.submit(rec)
             result.append(rec)
+        if self.drift is not None:
+            self.drift.observe_many(model_name, records, probas if probas is not None else values)
         return result
 
     def get_prediction(self, prediction_id: str) -> PredictionRecord:

@@ -2,7 +2,21 @@
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Column, DateTime, Float, Index, MetaData, String, Table
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+)
 from sqlalchemy.dialects import postgresql
 
 metadata = MetaData(
@@ -30,4 +44,50 @@ predictions = Table(
     Column("probability", Float, nullable=True),
     Column("latency_ms", Float, nullable=False),
     Index("ix_predictions_model_created", "model_name", "created_at"),
+)
+
+# Live drift windows, shared by every worker process: one open window per model at a time.
+drift_windows = Table(
+    "drift_windows",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model_name", String(32), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("profile_version", String(64), nullable=False),
+    Column("status", String(16), nullable=False),  # open | closed
+    Column("opened_at", DateTime(timezone=True), nullable=False),
+    Column("closed_at", DateTime(timezone=True), nullable=True),
+    Column("n_rows", BigInteger, nullable=False, default=0),
+    UniqueConstraint("model_name", "seq", name="uq_drift_windows_model_seq"),
+)
+
+# Counts of a window, added to by every process: (feature, bin) -> count. Bin -1 holds the
+# feature's missing values, -2 its values outside the reference range.
+drift_window_counts = Table(
+    "drift_window_counts",
+    metadata,
+    Column(
+        "window_id", Integer, ForeignKey("drift_windows.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("feature", String(64), primary_key=True),
+    Column("bin", Integer, primary_key=True),
+    Column("count", BigInteger, nullable=False),
+)
+
+drift_results = Table(
+    "drift_results",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model_name", String(32), nullable=False),
+    Column("dataset_name", String(16), nullable=False),  # live | request
+    Column("window_id", Integer, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("n_rows", BigInteger, nullable=False),
+    Column("status", String(24), nullable=False),
+    Column("dataset_drift", Boolean, nullable=False),
+    Column("drift_share", Float, nullable=False),
+    Column("drifted_features_count", Integer, nullable=False),
+    Column("report", JsonType, nullable=False),
+    Column("quality", JsonType, nullable=True),
+    Index("ix_drift_results_model_created", "model_name", "created_at"),
 )

@@ -25,6 +25,8 @@ def _health(rt: Runtime) -> HealthOut:
             error = "loading" if loading else rt.models.errors.get(name, "not loaded")
             models[name] = ModelHealth(loaded=False, error=error)
             reasons.append(f"model {name}: {error}")
+    for name, reason in rt.profile_errors.items():
+        reasons.append(f"drift monitoring of {name}: {reason}")
     db_error = ping(rt.engine)
     if db_error:
         reasons.append(f"database unreachable: {db_error}")

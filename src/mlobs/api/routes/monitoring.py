@@ -1,13 +1,152 @@
-"""Monitoring: the Prometheus exposition (drift, quality and alerts join it in later modules)."""
+"""Monitoring: drift and data-quality checks, live-window status and history, the reference
+profile, and the Prometheus exposition."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from typing import Annotated, Any
+
+import pandas as pd
+from fastapi import APIRouter, Query, Response
+from fastapi.exceptions import RequestValidationError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from mlobs.api.deps import RuntimeDep
+from mlobs.api.errors import responses
+from mlobs.api.runtime import Runtime
+from mlobs.api.schemas import (
+    FEATURE_MODELS,
+    DriftCheckOut,
+    DriftHistoryOut,
+    DriftStatusOut,
+    QualityReportOut,
+    RecordsCheckIn,
+    ReferenceIn,
+    ReferenceOut,
+)
+from mlobs.data.generator import DATASETS
+from mlobs.errors import InvalidInput, NotFound
+from mlobs.monitoring.profiles import profile_for_model, save_profile
 
 router = APIRouter(tags=["monitoring"])
+
+_ADAPTERS: dict[str, TypeAdapter[list[BaseModel]]] = {
+    n: TypeAdapter(list[m])  # type: ignore[valid-type]
+    for n, m in FEATURE_MODELS.items()
+}
+
+
+def _frame(
+    rt: Runtime, model_name: str, records: list[dict[str, Any]], loc: str = "records"
+) -> pd.DataFrame:
+    """Validate records against the model's schema (422 naming the record) and frame them."""
+    if len(records) > rt.settings.max_batch_records:
+        raise InvalidInput(
+            ("body", loc),
+            f"at most {rt.settings.max_batch_records} records per request, got {len(records)}",
+            "too_long",
+        )
+    try:
+        rows = _ADAPTERS[model_name].validate_python(records)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**e, "loc": ("body", loc, *e["loc"])} for e in exc.errors()]
+        ) from None
+    return pd.DataFrame([r.model_dump() for r in rows], columns=DATASETS[model_name].feature_names)
+
+
+def _known(model: str) -> str:
+    if model not in DATASETS:
+        raise NotFound("model", model)
+    return model
+
+
+@router.post(
+    "/monitoring/drift/check", response_model=DriftCheckOut, responses=responses(404, 409, 422)
+)
+def drift_check(body: RecordsCheckIn, rt: RuntimeDep) -> DriftCheckOut:
+    """Drift and quality of posted records, or of the model's live window when none are posted."""
+    if body.records is None:
+        report, quality, window = rt.drift.check_live(body.model_name)
+        return DriftCheckOut.model_validate(
+            {
+                "dataset_name": "live",
+                "window_id": window.id,
+                "drift": report.to_dict(),
+                "quality": quality.to_dict(),
+            }  # fmt: skip
+        )
+    if not body.records:
+        raise InvalidInput(("body", "records"), "at least one record is needed", "too_short")
+    frame = _frame(rt, body.model_name, body.records)
+    rt.drift.profile(body.model_name)  # 404 before predicting when there is no reference
+    model = rt.models.get(body.model_name)
+    out = model.predict_frame(frame)
+    preds = out.probabilities if out.probabilities is not None else out.values
+    report, quality = rt.drift.check(body.model_name, frame, preds)
+    return DriftCheckOut.model_validate(
+        {"dataset_name": "request", "drift": report.to_dict(), "quality": quality.to_dict()}
+    )
+
+
+@router.get(
+    "/monitoring/drift/status/{model}", response_model=DriftStatusOut, responses=responses(404)
+)
+def drift_status(model: str, rt: RuntimeDep) -> DriftStatusOut:
+    """Reference summary, thresholds, live-window fill and the last live result."""
+    return DriftStatusOut.model_validate(rt.drift.status(_known(model)))
+
+
+@router.get(
+    "/monitoring/drift/history/{model}", response_model=DriftHistoryOut, responses=responses(404)
+)
+def drift_history(
+    model: str,
+    rt: RuntimeDep,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Most recent results to return.")] = 50,
+) -> DriftHistoryOut:
+    """Results of the model's closed live windows, newest first."""
+    return DriftHistoryOut.model_validate(
+        {"model_name": model, "results": rt.drift.history(_known(model), limit)}
+    )
+
+
+@router.post(
+    "/monitoring/quality/check", response_model=QualityReportOut, responses=responses(404, 409, 422)
+)
+def quality_check(body: RecordsCheckIn, rt: RuntimeDep) -> QualityReportOut:
+    """Missing values, duplicate rows, values outside the reference range and unseen categories
+    of posted records (or of the live window), each with a status."""
+    if body.records is None:
+        _, quality, _ = rt.drift.check_live(body.model_name)
+        return QualityReportOut.model_validate(quality.to_dict())
+    if not body.records:
+        raise InvalidInput(("body", "records"), "at least one record is needed", "too_short")
+    frame = _frame(rt, body.model_name, body.records)
+    return QualityReportOut.model_validate(rt.drift.quality(body.model_name, frame).to_dict())
+
+
+@router.post(
+    "/monitoring/reference/{model}", response_model=ReferenceOut, responses=responses(404, 422, 503)
+)
+def replace_reference(model: str, body: ReferenceIn, rt: RuntimeDep) -> ReferenceOut:
+    """Replace the model's reference profile with one built from the posted records."""
+    m = rt.models.get(_known(model))
+    frame = _frame(rt, model, body.records)
+    if len(frame) < 100:
+        raise InvalidInput(
+            ("body", "records"), f"a reference needs at least 100 records, got {len(frame)}"
+        )
+    profile = profile_for_model(m, frame)
+    save_profile(profile, rt.settings.model_dir)
+    rt.drift.set_profile(profile)
+    return ReferenceOut(
+        model_name=model,
+        model_version=profile.model_version,
+        rows=profile.rows,
+        created_at=profile.created_at,
+        features={n: f.kind for n, f in profile.features.items()},
+    )
 
 
 def _exposition(rt: RuntimeDep) -> Response:

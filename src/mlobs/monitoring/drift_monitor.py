@@ -1,0 +1,328 @@
+"""Live drift monitoring: every prediction counted into its model's window; windows shared by all
+processes through a ``WindowStore``; each closed window evaluated once, stored, exported as
+metrics and handed to the listeners (the alert manager).
+
+Windows close by size (``window_size`` rows) and/or by time (``window_seconds`` after opening);
+a window below ``min_samples`` rows gives no verdict (every feature ``insufficient_data``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlobs.errors import Conflict, NotFound
+from mlobs.monitoring.drift_detector import DriftDetector, DriftReport
+from mlobs.monitoring.metrics import Metrics
+from mlobs.monitoring.ports import DriftListener, WindowStore
+from mlobs.monitoring.profiles import ReferenceProfile
+from mlobs.monitoring.quality import QualityReport, QualityThresholds, assess
+from mlobs.monitoring.records import DriftResult, WindowInfo
+from mlobs.monitoring.windows import LiveWindow, WindowCounts
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DriftConfig:
+    """How live windows behave and what the detector calls drift."""
+
+    window_size: int = 1_000
+    window_seconds: float | None = None
+    min_samples: int = 500
+    check_min_samples: int = 100
+    psi_threshold_warning: float = 0.1
+    psi_threshold_critical: float = 0.2
+    js_threshold_warning: float = 0.1
+    js_threshold_critical: float = 0.2
+    drift_share_threshold: float = 0.3
+    quality: QualityThresholds = field(default_factory=QualityThresholds)
+
+    def detector(self, profile: ReferenceProfile, min_samples: int) -> DriftDetector:
+        return DriftDetector.from_profile(
+            profile,
+            psi_threshold_warning=self.psi_threshold_warning,
+            psi_threshold_critical=self.psi_threshold_critical,
+            drift_share_threshold=self.drift_share_threshold,
+            js_threshold_warning=self.js_threshold_warning,
+            js_threshold_critical=self.js_threshold_critical,
+            min_samples=min_samples,
+        )
+
+
+def profile_version(profile: ReferenceProfile) -> str:
+    blob = json.dumps(profile.to_dict(), sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+@dataclass
+class _ModelState:
+    profile: ReferenceProfile
+    version: str
+    live: LiveWindow
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class DriftMonitor:
+    def __init__(
+        self,
+        store: WindowStore,
+        metrics: Metrics,
+        config: DriftConfig,
+        *,
+        clock: Callable[[], datetime],
+        listeners: Sequence[DriftListener] = (),
+    ) -> None:
+        self.store, self.metrics, self.config, self.clock = store, metrics, config, clock
+        self.listeners = list(listeners)
+        self._models: dict[str, _ModelState] = {}
+
+    # ------------------------------------------------------------------ profiles
+
+    def set_profile(self, profile: ReferenceProfile) -> None:
+        """Use ``profile`` for its model from now on (counts on the old bins are dropped)."""
+        self._models[profile.model_name] = _ModelState(
+            profile, profile_version(profile), LiveWindow(profile)
+        )
+
+    def profile(self, model_name: str) -> ReferenceProfile:
+        state = self._models.get(model_name)
+        if state is None:
+            raise NotFound("reference profile", model_name)
+        return state.profile
+
+    @property
+    def model_names(self) -> list[str]:
+        return list(self._models)
+
+    # ------------------------------------------------------------------ live traffic
+
+    def observe(self, model_name: str, record: Mapping[str, Any], output: float | None) -> None:
+        """Count one served prediction (hot path: a few microseconds)."""
+        state = self._models.get(model_name)
+        if state is None:
+            return
+        with state.lock:
+            state.live.add(record, output)
+
+    def observe_many(
+        self, model_name: str, records: Sequence[Mapping[str, Any]], outputs: Sequence[float]
+    ) -> None:
+        state = self._models.get(model_name)
+        if state is None:
+            return
+        with state.lock:
+            for record, output in zip(records, outputs, strict=True):
+                state.live.add(record, output)
+
+    def flush(self) -> list[DriftResult]:
+        """Push this process's counts to the shared windows, close the windows that are due, and
+        evaluate those this call closed. Returns the results it produced."""
+        results = []
+        for model_name, state in list(self._models.items()):
+            with state.lock:
+                delta = state.live.take()
+            now = self.clock()
+            window: WindowInfo | None
+            if delta.n_rows:
+                try:
+                    window = self.store.add_counts(model_name, state.version, delta, now)
+                except Exception:
+                    with state.lock:  # keep the counts for the next flush
+                        state.live.restore(delta)
+                    raise
+                if window is None:
+                    log.warning(
+                        "%s: open window was counted on another reference profile; "
+                        "%d rows of this process dropped from drift counts",
+                        model_name, delta.n_rows,
+                    )  # fmt: skip
+                    continue
+            else:
+                window = self.store.open_window(model_name)
+            if window is None or window.profile_version != state.version:
+                continue
+            self.metrics.window_rows.labels(model_name).set(window.n_rows)
+            if self._due(window, now) and self.store.close(window.id, now):
+                results.append(self._evaluate_closed(model_name, state, window.id, now))
+        return results
+
+    def _due(self, window: WindowInfo, now: datetime) -> bool:
+        if window.n_rows >= self.config.window_size:
+            return True
+        seconds = self.config.window_seconds
+        return bool(seconds) and window.opened_at + timedelta(seconds=seconds or 0) <= now
+
+    def _evaluate_closed(
+        self, model_name: str, state: _ModelState, window_id: int, now: datetime
+    ) -> DriftResult:
+        counts = self.store.read_counts(window_id, state.profile)
+        report = self.config.detector(state.profile, self.config.min_samples).evaluate(counts)
+        quality = assess(state.profile, counts, self.config.quality)
+        result = self._result(model_name, "live", window_id, now, report, quality)
+        self.store.save_result(result)
+        self._export(model_name, "live", report, quality)
+        self.metrics.windows_evaluated.labels(model_name, report.status).inc()
+        self._notify(model_name, "live", report, quality)
+        log.info(
+            "%s window %d: %s, drift share %.2f over %d rows",
+            model_name, window_id, report.status, report.drift_share, report.n_rows,
+        )  # fmt: skip
+        return result
+
+    # ------------------------------------------------------------------ on demand
+
+    def check(
+        self, model_name: str, frame: pd.DataFrame, predictions: np.ndarray | None
+    ) -> tuple[DriftReport, QualityReport]:
+        """Drift and quality of posted rows (``dataset_name="request"``)."""
+        profile = self.profile(model_name)
+        counts = WindowCounts.from_frame(profile, frame, predictions)
+        report = self.config.detector(profile, self.config.check_min_samples).evaluate(counts)
+        quality = assess(profile, counts, self.config.quality)
+        self.store.save_result(
+            self._result(model_name, "request", None, self.clock(), report, quality)
+        )
+        self._export(model_name, "request", report, quality)
+        self._notify(model_name, "request", report, quality)
+        return report, quality
+
+    def quality(self, model_name: str, frame: pd.DataFrame) -> QualityReport:
+        profile = self.profile(model_name)
+        quality = assess(profile, WindowCounts.from_frame(profile, frame), self.config.quality)
+        self.metrics.missing_share.labels(model_name, "request").set(quality.missing_share)
+        self.metrics.duplicate_rows.labels(model_name, "request").set(quality.duplicate_rows)
+        for listener in self.listeners:
+            listener.on_quality(model_name, "request", quality)
+        return quality
+
+    def check_live(self, model_name: str) -> tuple[DriftReport, QualityReport, WindowInfo]:
+        """Drift of the open live window so far (flushing this process's counts first)."""
+        state = self._models.get(model_name)
+        if state is None:
+            raise NotFound("reference profile", model_name)
+        self.flush()
+        window = self.store.open_window(model_name)
+        if window is None or window.n_rows == 0 or window.profile_version != state.version:
+            raise Conflict(
+                f"no live window for {model_name!r} yet: send predictions, or post records"
+            )
+        counts = self.store.read_counts(window.id, state.profile)
+        report = self.config.detector(state.profile, self.config.min_samples).evaluate(counts)
+        return report, assess(state.profile, counts, self.config.quality), window
+
+    def status(self, model_name: str) -> dict[str, Any]:
+        state = self._models.get(model_name)
+        if state is None:
+            raise NotFound("reference profile", model_name)
+        window = self.store.open_window(model_name)
+        with state.lock:
+            unflushed = state.live.n_rows
+        last = self.store.history(model_name, "live", 1)
+        p = state.profile
+        return {
+            "model_name": model_name,
+            "reference": {
+                "model_version": p.model_version,
+                "profile_version": state.version,
+                "rows": p.rows,
+                "created_at": p.created_at,
+                "n_bins": p.n_bins,
+                "features": {n: f.kind for n, f in p.features.items()},
+            },
+            "thresholds": self.config.detector(p, self.config.min_samples).thresholds,
+            "window": {
+                "size": self.config.window_size,
+                "seconds": self.config.window_seconds,
+                "min_samples": self.config.min_samples,
+                "rows": (window.n_rows if window else 0) + unflushed,
+                "opened_at": window.opened_at.isoformat() if window else None,
+                "fill": min(
+                    1.0, ((window.n_rows if window else 0) + unflushed) / self.config.window_size
+                ),
+            },  # fmt: skip
+            "last_result": _result_dict(last[0]) if last else None,
+        }
+
+    def history(self, model_name: str, limit: int = 50) -> list[dict[str, Any]]:
+        self.profile(model_name)
+        return [_result_dict(r) for r in self.store.history(model_name, "live", limit)]
+
+    # ------------------------------------------------------------------ helpers
+
+    def _result(
+        self,
+        model_name: str,
+        dataset_name: str,
+        window_id: int | None,
+        now: datetime,
+        report: DriftReport,
+        quality: QualityReport,
+    ) -> DriftResult:
+        return DriftResult(
+            model_name=model_name,
+            dataset_name=dataset_name,
+            window_id=window_id,
+            created_at=now,
+            n_rows=report.n_rows,
+            status=report.status,
+            dataset_drift=report.dataset_drift,
+            drift_share=report.drift_share,
+            drifted_features_count=report.drifted_features_count,
+            report=report.to_dict(),
+            quality=quality.to_dict(),
+        )
+
+    def _export(
+        self, model_name: str, dataset_name: str, report: DriftReport, quality: QualityReport
+    ) -> None:
+        m = self.metrics
+        m.missing_share.labels(model_name, dataset_name).set(quality.missing_share)
+        m.duplicate_rows.labels(model_name, dataset_name).set(quality.duplicate_rows)
+        if report.status == "insufficient_data":
+            return
+        m.dataset_drift.labels(model_name, dataset_name).set(int(report.dataset_drift))
+        if dataset_name != "live":
+            return
+        m.drift_share.labels(model_name).set(report.drift_share)
+        m.drifted_features.labels(model_name).set(report.drifted_features_count)
+        for name, f in report.features.items():
+            if f.score is not None:
+                m.drift_score.labels(model_name, name).set(f.score)
+        if report.prediction is not None and report.prediction.score is not None:
+            m.prediction_drift.labels(model_name).set(report.prediction.score)
+
+    def _notify(
+        self, model_name: str, dataset_name: str, report: DriftReport, quality: QualityReport
+    ) -> None:
+        for listener in self.listeners:
+            try:
+                listener.on_drift(model_name, dataset_name, report)
+                listener.on_quality(model_name, dataset_name, quality)
+            except Exception:  # a failing listener must not stop monitoring
+                log.exception("drift listener %r failed", listener)
+
+
+def _result_dict(r: DriftResult) -> dict[str, Any]:
+    return {
+        "model_name": r.model_name,
+        "dataset_name": r.dataset_name,
+        "window_id": r.window_id,
+        "created_at": r.created_at.isoformat(),
+        "n_rows": r.n_rows,
+        "status": r.status,
+        "dataset_drift": r.dataset_drift,
+        "drift_share": r.drift_share,
+        "drifted_features_count": r.drifted_features_count,
+        "report": r.report,
+        "quality": r.quality,
+    }
