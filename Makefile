@@ -13,7 +13,7 @@ MODEL_FILES := $(foreach m,$(MODELS),$(MODEL_DIR)/$(m)/metadata.json)
 PROFILE_FILES := $(foreach m,$(MODELS),$(MODEL_DIR)/$(m)/reference.json)
 
 .PHONY: help dev dev-pip run run-api run-api-dev generate-data train-models setup-reference models test test-unit \
-        test-integration lint format bench bench-http clean
+        test-integration lint format bench bench-drift bench-http clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -77,6 +77,9 @@ format: $(BIN)/.installed ## Apply ruff's fixes and formatting
 
 bench: $(BIN)/.installed ## In-process model benchmarks (figures in benchmarks/RESULTS.md)
 	$(BIN)/python benchmarks/bench_models.py
+
+bench-drift: $(BIN)/.installed ## Drift detection quality, check() speed, live-window cost
+	$(BIN)/python benchmarks/bench_drift.py
 
 bench-http: $(BIN)/.installed models ## HTTP benchmark against an echo route (needs wrk)
 	@command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk"; exit 1; }

@@ -88,3 +88,31 @@ def test_cli_model_names_match_the_models() -> None:
     from mlobs.models import MODEL_NAMES
 
     assert cli.MODEL_NAMES == MODEL_NAMES
+
+
+def test_reference_profiles_are_frozen_at_training_and_rebuilt_by_setup_reference(
+    tmp_path: Path,
+) -> None:
+    env = {"DATA_DIR": str(tmp_path / "d"), "MODEL_DIR": str(tmp_path / "m")}
+    assert (
+        _mlobs(
+            "generate-data", "--model", "churn", "--rows", "2000", cwd=tmp_path, **env
+        ).returncode
+        == 0
+    )
+    missing = _mlobs("setup-reference", "--model", "churn", cwd=tmp_path, **env)
+    assert missing.returncode == 1 and "not trained" in missing.stdout
+    assert _mlobs("train-models", "--model", "churn", cwd=tmp_path, **env).returncode == 0
+    path = tmp_path / "m" / "churn" / "reference.json"
+    trained = json.loads(path.read_text())
+    assert trained["rows"] == 1600  # the training split
+    meta = json.loads((tmp_path / "m" / "churn" / "metadata.json").read_text())
+    assert trained["model_version"] == meta["version"]
+    assert set(trained["features"]) >= {"tenure_months", "contract_type"}
+    assert trained["output"]["name"] == "__prediction__"
+    path.unlink()
+    rebuilt = _mlobs("setup-reference", "--model", "churn", cwd=tmp_path, **env)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert json.loads(path.read_text())["rows"] == 2000  # the whole data set this time
+    kept = _mlobs("setup-reference", "--only-missing", "--model", "churn", cwd=tmp_path, **env)
+    assert "reference profile present" in kept.stdout

@@ -225,7 +225,9 @@ class DriftDetector:
     def check(self, current: pd.DataFrame, predictions: np.ndarray | None = None) -> DriftReport:
         """Drift of ``current`` (the reference's columns) against the reference."""
         profile = self._require_profile()
-        return self.evaluate(WindowCounts.from_frame(profile, current, predictions))
+        return self.evaluate(
+            WindowCounts.from_frame(profile, current, predictions, duplicates=False)
+        )
 
     def evaluate(self, window: WindowCounts) -> DriftReport:
         """Drift of a window already counted over the reference's bins (a live window)."""

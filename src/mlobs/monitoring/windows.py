@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from mlobs.monitoring.profiles import OUTPUT, CategoricalProfile, NumericProfile, ReferenceProfile
-from mlobs.stats import bin_counts, category_counts, duplicate_rows
+from mlobs.stats import bin_counts
 
 DUPLICATES = "__duplicates__"
 
@@ -47,14 +47,16 @@ class WindowCounts:
         profile: ReferenceProfile,
         frame: pd.DataFrame,
         predictions: np.ndarray | None = None,
+        *,
+        duplicates: bool = True,
     ) -> WindowCounts:
-        """Count a whole frame at once (vectorised: 1M rows x 20 columns in about a second)."""
+        """Count a whole frame at once, vectorised. ``duplicates=False`` skips the duplicate-row
+        count, which only data quality needs and which costs more than all the binning."""
         missing_cols = [n for n in profile.features if n not in frame.columns]
         if missing_cols:
             raise ValueError(f"columns missing from the data: {missing_cols}")
         out = cls(n_rows=len(frame))
         for name, p in profile.features.items():
-            values = frame[name].to_numpy()
             if isinstance(p, NumericProfile):
                 x = pd.to_numeric(frame[name], errors="coerce").to_numpy(
                     dtype=np.float64, na_value=np.nan
@@ -65,15 +67,20 @@ class WindowCounts:
                     outside = (x < p.minimum) | (x > p.maximum)
                 out.out_of_range[name] = int(outside.sum())
             else:
-                present = frame[name].notna().to_numpy()
-                kept = values[present].astype(str).astype(object)
-                out.counts[name] = category_counts(kept, p.categories)
-                out.missing[name] = int((~present).sum())
+                # value_counts runs in C (Arrow strings included); only distinct values reach
+                # Python, to be mapped onto the reference categories.
+                seen = frame[name].value_counts(dropna=True)
+                codes = {c: i for i, c in enumerate(p.categories)}
+                counts = np.zeros(len(p.categories) + 1, dtype=np.int64)
+                for value, n in zip(seen.index.tolist(), seen.to_numpy().tolist(), strict=True):
+                    counts[codes.get(str(value), len(p.categories))] += n
+                out.counts[name] = counts
+                out.missing[name] = len(frame) - int(counts.sum())
         if predictions is not None and profile.output is not None:
             y = np.asarray(predictions, dtype=np.float64)
             out.counts[OUTPUT] = bin_counts(y, np.asarray(profile.output.edges, dtype=np.float64))
-        cols = [n for n in profile.features]
-        out.duplicates = duplicate_rows(frame[cols].to_numpy(dtype=object)) if len(frame) else 0
+        if duplicates and len(frame):
+            out.duplicates = int(frame[list(profile.features)].duplicated().sum())
         return out
 
     def merge(self, other: WindowCounts) -> WindowCounts:
