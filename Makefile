@@ -57,7 +57,7 @@ run-api-dev: models ## Serve the API on port 8000 with hot reload
 	$(MLOBS) serve --port 8000 --reload
 
 test: $(BIN)/.installed ## Run the whole test suite
-	$(BIN)/pytest tests/
+	$(BIN)/pytest
 
 test-unit: $(BIN)/.installed ## Run the unit tests
 	$(BIN)/pytest tests/unit

@@ -67,6 +67,25 @@ class Settings(BaseSettings):
         0.3, gt=0, le=1, description="Share of drifted features that makes the data set drift."
     )
 
+    alert_drift_warning_share: float = Field(
+        0.2, gt=0, le=1, description="Drift share above which drift_detected (warning) opens."
+    )
+    alert_drift_critical_share: float = Field(
+        0.3, gt=0, le=1, description="Drift share above which it escalates to drift_critical."
+    )
+    alert_missing_share: float = Field(
+        0.10, gt=0, le=1, description="Missing share above which data_quality_issue fires."
+    )
+    alert_latency_p99_seconds: float = Field(
+        0.5, gt=0, description="p99 prediction latency above which high_latency fires."
+    )
+    alert_latency_window: int = Field(
+        1_000, ge=10, description="Recent predictions per model the latency p99 is taken over."
+    )
+    alert_resolve_after: int = Field(
+        3, ge=1, description="Consecutive clear evaluations after which an alert resolves."
+    )
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, v: object) -> object:

@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 
 from mlobs import __version__
 from mlobs.api import errors
-from mlobs.api.routes import health, monitoring, predictions
+from mlobs.api.routes import alerts, health, monitoring, predictions
 from mlobs.api.runtime import Runtime
 from mlobs.config import Settings, configure_logging
 
@@ -47,7 +47,8 @@ def create_app(
         openapi_tags=[
             {"name": "health", "description": "Liveness, readiness and model status."},
             {"name": "predictions", "description": "Predictions and the prediction log."},
-            {"name": "monitoring", "description": "Prometheus metrics."},
+            {"name": "monitoring", "description": "Drift, data quality, reference, metrics."},
+            {"name": "alerts", "description": "Alerts and their lifecycle."},
         ],
     )
     app.state.runtime = runtime
@@ -55,4 +56,5 @@ def create_app(
     app.include_router(health.router)
     app.include_router(predictions.build_router(settings.max_batch_records))
     app.include_router(monitoring.router)
+    app.include_router(alerts.router)
     return app

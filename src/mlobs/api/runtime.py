@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,16 +13,20 @@ from sqlalchemy import Engine
 
 from mlobs.config import Settings
 from mlobs.models.registry import ModelRegistry
+from mlobs.monitoring.alerts import AlertManager, AlertRules
 from mlobs.monitoring.drift_monitor import DriftConfig, DriftMonitor
 from mlobs.monitoring.metrics import Metrics
 from mlobs.monitoring.profiles import load_profile
 from mlobs.monitoring.service import PredictionService, utcnow
+from mlobs.storage.alert_repository import AlertRepository
 from mlobs.storage.db import make_engine, migrate
 from mlobs.storage.drift_repository import DriftRepository
 from mlobs.storage.prediction_log import PredictionLog
 from mlobs.storage.repositories import PredictionRepository
 
 log = logging.getLogger(__name__)
+
+LATENCY_EVERY = 15.0
 
 
 @dataclass
@@ -34,11 +39,13 @@ class Runtime:
     prediction_log: PredictionLog
     service: PredictionService
     drift: DriftMonitor
+    alerts: AlertManager
     models_ready: threading.Event = field(default_factory=threading.Event)
     startup_errors: list[str] = field(default_factory=list)
     profile_errors: dict[str, str] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _flusher: threading.Thread | None = None
+    _latency_checked: float = 0.0
 
     @classmethod
     def build(cls, settings: Settings, registry: CollectorRegistry) -> Runtime:
@@ -68,8 +75,27 @@ class Runtime:
             ),
             clock=utcnow,
         )
-        service = PredictionService(ModelRegistry(), metrics, plog, drift=drift)
-        return cls(settings, registry, metrics, engine, repo, plog, service, drift)
+        alerts = AlertManager(
+            AlertRepository(engine),
+            metrics,
+            AlertRules(
+                drift_warning_share=settings.alert_drift_warning_share,
+                drift_critical_share=settings.alert_drift_critical_share,
+                missing_share=settings.alert_missing_share,
+                latency_p99_seconds=settings.alert_latency_p99_seconds,
+                resolve_after=settings.alert_resolve_after,
+            ),
+            clock=utcnow,
+        )
+        drift.listeners.append(alerts)
+        service = PredictionService(
+            ModelRegistry(),
+            metrics,
+            plog,
+            drift=drift,
+            latency_window=settings.alert_latency_window,
+        )
+        return cls(settings, registry, metrics, engine, repo, plog, service, drift, alerts)
 
     @property
     def models(self) -> ModelRegistry:
@@ -84,6 +110,10 @@ class Runtime:
             msg = f"database migration failed: {type(exc).__name__}: {exc}"
             log.error(msg)
             self.startup_errors.append(msg)
+        try:
+            self.alerts.rebuild_metrics()
+        except Exception as exc:
+            log.error("could not read open alerts: %s: %s", type(exc).__name__, exc)
         self.prediction_log.start()
         threading.Thread(target=self._load_models, name="model-loader", daemon=True).start()
         self._flusher = threading.Thread(target=self._flush_loop, name="drift-flush", daemon=True)
@@ -96,6 +126,13 @@ class Runtime:
     def flush_drift(self) -> None:
         try:
             self.drift.flush()
+            # Latency is judged every LATENCY_EVERY seconds, not at every flush: a firing
+            # alert records a repeat per evaluation.
+            now = time.monotonic()
+            if now - self._latency_checked >= LATENCY_EVERY:
+                self._latency_checked = now
+                for model_name, p99 in self.service.latency_p99().items():
+                    self.alerts.on_latency(model_name, p99)
         except Exception as exc:  # the database may be away; counts are kept for the next try
             log.warning("drift flush failed: %s: %s", type(exc).__name__, exc)
 

@@ -338,3 +338,72 @@ class ReferenceOut(BaseModel):
     rows: int
     created_at: str
     features: dict[str, str]
+
+
+# --------------------------------------------------------------------------------------- alerts
+
+
+class AlertEventOut(BaseModel):
+    kind: Literal["opened", "repeated", "escalated", "acknowledged", "resolved"]
+    at: datetime
+    severity: str | None = None
+    value: float | None = None
+    by: str | None = None
+    note: str | None = None
+
+
+class AlertOut(BaseModel):
+    id: str
+    fingerprint: str = Field(description="model/family/scope: one open alert per fingerprint.")
+    model_name: str
+    alert_type: str = Field(
+        description="drift_detected, drift_critical, data_quality_issue, high_latency, ..."
+    )
+    scope: str = Field(description="What the alert is about: live, request, predict, a feature.")
+    severity: Literal["warning", "critical"]
+    status: Literal["active", "acknowledged", "resolved"]
+    value: float = Field(description="The latest value of the watched quantity.")
+    threshold: float
+    message: str
+    opened_at: datetime
+    updated_at: datetime
+    last_seen_at: datetime
+    occurrences: int
+    acknowledged_by: str | None = None
+    acknowledged_at: datetime | None = None
+    resolved_by: str | None = None
+    resolved_at: datetime | None = None
+    note: str | None = None
+    events: list[AlertEventOut] | None = Field(None, description="History (single alert only).")
+
+    @classmethod
+    def from_domain(cls, a: Any, *, with_events: bool = False) -> AlertOut:
+        return cls(
+            id=a.id, fingerprint=a.fingerprint, model_name=a.model_name,
+            alert_type=a.alert_type, scope=a.scope, severity=a.severity, status=a.state,
+            value=a.value, threshold=a.threshold, message=a.message, opened_at=a.opened_at,
+            updated_at=a.updated_at, last_seen_at=a.last_seen_at, occurrences=a.occurrences,
+            acknowledged_by=a.acknowledged_by, acknowledged_at=a.acknowledged_at,
+            resolved_by=a.resolved_by, resolved_at=a.resolved_at, note=a.note,
+            events=[AlertEventOut(**e.__dict__) for e in a.events] if with_events else None,
+        )  # fmt: skip
+
+
+class AlertListOut(BaseModel):
+    total: int
+    limit: int
+    offset: int
+    alerts: list[AlertOut]
+
+
+class AlertSummaryOut(BaseModel):
+    by_status: dict[str, int] = Field(description="All alerts by status.")
+    by_severity: dict[str, int] = Field(description="Open alerts by severity.")
+    by_model: dict[str, int] = Field(description="Open alerts by model.")
+    by_type: dict[str, int] = Field(description="Open alerts by type.")
+
+
+class AlertActionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    by: str = Field("anonymous", max_length=200, description="Who acts.")
+    note: str | None = Field(None, max_length=2000, description="Why (optional).")

@@ -128,3 +128,12 @@ class Metrics:
             "mlobs_drift_windows_evaluated", "Live windows closed and evaluated.",
             ["model_name", "status"], registry=registry,
         )  # fmt: skip
+        # Alerts.
+        self.alerts_total = Counter(
+            "mlobs_alerts", "Alerts opened or escalated (repeats are not counted).",
+            ["model_name", "alert_type", "severity"], registry=registry,
+        )  # fmt: skip
+        self.active_alerts = Gauge(
+            "mlobs_active_alerts", "Open alerts (active or acknowledged), from the database.",
+            ["model_name"], registry=registry,
+        )  # fmt: skip

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -24,6 +25,7 @@ class _ModelMetrics:
     success: Counter
     latency: Histogram
     value: Histogram
+    recent: deque[float]  # the last single-row latencies, for the high_latency rule
 
 
 def utcnow() -> datetime:
@@ -45,10 +47,12 @@ class PredictionService:
         *,
         clock: Callable[[], datetime] = utcnow,
         drift: DriftMonitor | None = None,
+        latency_window: int = 1_000,
     ) -> None:
         self.models, self.metrics, self.sink, self.clock = models, metrics, sink, clock
         self.drift = drift
         self._children: dict[str, _ModelMetrics] = {}
+        self.latency_window = latency_window
 
     def _metrics_of(self, model_name: str) -> _ModelMetrics:
         # Resolving labelled children costs microseconds per call; the label sets are fixed.
@@ -59,6 +63,7 @@ class PredictionService:
                 success=m.predictions.labels(model_name, "success"),
                 latency=m.latency.labels(model_name),
                 value=m.value.labels(model_name),
+                recent=deque(maxlen=self.latency_window),
             )
             self._children[model_name] = children
         return children
@@ -74,6 +79,7 @@ class PredictionService:
         elapsed = time.perf_counter() - t
         children = self._metrics_of(model_name)
         children.latency.observe(elapsed)
+        children.recent.append(elapsed)
         children.success.inc()
         output = out.probability if out.probability is not None else out.value
         children.value.observe(output)
@@ -131,6 +137,15 @@ class PredictionService:
         if self.drift is not None:
             self.drift.observe_many(model_name, records, probas if probas is not None else values)
         return result
+
+    def latency_p99(self, min_count: int = 100) -> dict[str, float]:
+        """p99 of each model's recent single-row latencies (models with enough of them)."""
+        out = {}
+        for name, children in list(self._children.items()):
+            recent = sorted(children.recent)
+            if len(recent) >= min_count:
+                out[name] = recent[min(len(recent) - 1, int(0.99 * len(recent)))]
+        return out
 
     def get_prediction(self, prediction_id: str) -> PredictionRecord:
         rec = self.sink.get(prediction_id)

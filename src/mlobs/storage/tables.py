@@ -91,3 +91,47 @@ drift_results = Table(
     Column("quality", JsonType, nullable=True),
     Index("ix_drift_results_model_created", "model_name", "created_at"),
 )
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("fingerprint", String(160), nullable=False),
+    # The fingerprint while the alert is open, NULL once resolved: the unique constraint lets
+    # exactly one open alert exist per fingerprint, across processes, on SQLite and PostgreSQL.
+    Column("open_key", String(160), nullable=True, unique=True),
+    Column("model_name", String(32), nullable=False),
+    Column("family", String(32), nullable=False),
+    Column("alert_type", String(48), nullable=False),
+    Column("scope", String(64), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("value", Float, nullable=False),
+    Column("threshold", Float, nullable=False),
+    Column("message", String(1000), nullable=False),
+    Column("opened_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("last_seen_at", DateTime(timezone=True), nullable=False),
+    Column("occurrences", Integer, nullable=False),
+    Column("clear_count", Integer, nullable=False),
+    Column("acknowledged_by", String(200), nullable=True),
+    Column("acknowledged_at", DateTime(timezone=True), nullable=True),
+    Column("resolved_by", String(200), nullable=True),
+    Column("resolved_at", DateTime(timezone=True), nullable=True),
+    Column("note", String(2000), nullable=True),
+    Index("ix_alerts_state_opened", "state", "opened_at"),
+)
+
+alert_events = Table(
+    "alert_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("alert_id", String(36), ForeignKey("alerts.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("severity", String(16), nullable=True),
+    Column("value", Float, nullable=True),
+    Column("by", String(200), nullable=True),
+    Column("note", String(2000), nullable=True),
+    Index("ix_alert_events_alert", "alert_id"),
+)

@@ -1,0 +1,268 @@
+"""Alerts: the lifecycle as an explicit table, the rules that turn verdicts into signals, and the
+manager that deduplicates, escalates and resolves.
+
+Lifecycle: ``active -> acknowledged -> resolved`` (``active -> resolved`` too). An alert has one
+fingerprint (model, family, scope); while it is open, a repeat firing updates it (last seen,
+occurrences, latest value) and may escalate its severity in place; it opens nothing new. It
+resolves by hand, or by itself once its condition stayed clear for ``resolve_after`` consecutive
+evaluations (no flapping). After resolution, a new firing opens a new alert.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+from mlobs.errors import Conflict
+from mlobs.monitoring.drift_detector import DriftReport
+from mlobs.monitoring.metrics import Metrics
+from mlobs.monitoring.quality import QualityReport
+
+log = logging.getLogger(__name__)
+
+State = Literal["active", "acknowledged", "resolved"]
+Severity = Literal["warning", "critical"]
+EventKind = Literal["opened", "repeated", "escalated", "acknowledged", "resolved"]
+SEVERITY_RANK: Mapping[str, int] = {"warning": 1, "critical": 2}
+
+_ALLOWED: Mapping[State, frozenset[State]] = {
+    "active": frozenset({"acknowledged", "resolved"}),
+    "acknowledged": frozenset({"resolved"}),
+    "resolved": frozenset(),
+}
+
+
+class InvalidTransition(Conflict):
+    def __init__(self, alert_id: str, current: State, to: State) -> None:
+        super().__init__(f"alert {alert_id} is {current}; it cannot become {to}", current=current)
+        self.alert_id, self.to = alert_id, to
+
+
+@dataclass(frozen=True)
+class AlertEvent:
+    kind: EventKind
+    at: datetime
+    severity: Severity | None = None
+    value: float | None = None
+    by: str | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class Alert:
+    id: str
+    fingerprint: str
+    model_name: str
+    family: str
+    alert_type: str
+    scope: str
+    severity: Severity
+    state: State
+    value: float
+    threshold: float
+    message: str
+    opened_at: datetime
+    updated_at: datetime
+    last_seen_at: datetime
+    occurrences: int = 1
+    clear_count: int = 0
+    acknowledged_by: str | None = None
+    acknowledged_at: datetime | None = None
+    resolved_by: str | None = None
+    resolved_at: datetime | None = None
+    note: str | None = None
+    events: tuple[AlertEvent, ...] = ()
+
+
+def transition(alert: Alert, to: State, at: datetime, by: str, note: str | None = None) -> Alert:
+    """The alert moved to ``to``; InvalidTransition (a 409) when the table forbids it."""
+    if to not in _ALLOWED[alert.state]:
+        raise InvalidTransition(alert.id, alert.state, to)
+    changes: dict[str, Any] = {"state": to, "updated_at": at, "note": note or alert.note}
+    if to == "acknowledged":
+        changes |= {"acknowledged_by": by, "acknowledged_at": at}
+    else:
+        changes |= {"resolved_by": by, "resolved_at": at}
+    return dataclasses.replace(alert, **changes)
+
+
+@dataclass(frozen=True)
+class Signal:
+    """One rule's verdict for one fingerprint: firing (with type and severity) or clear."""
+
+    model_name: str
+    family: str
+    scope: str
+    firing: bool
+    alert_type: str = ""
+    severity: Severity = "warning"
+    value: float = 0.0
+    threshold: float = 0.0
+    message: str = ""
+
+    @property
+    def fingerprint(self) -> str:
+        return f"{self.model_name}/{self.family}/{self.scope}"
+
+
+@dataclass(frozen=True)
+class AlertRules:
+    """Thresholds of the seed's alert table (all configurable)."""
+
+    drift_warning_share: float = 0.2
+    drift_critical_share: float = 0.3
+    missing_share: float = 0.10
+    latency_p99_seconds: float = 0.5
+    resolve_after: int = 3
+
+    def drift(self, model_name: str, report: DriftReport) -> Signal | None:
+        if report.status == "insufficient_data":
+            return None  # no verdict: neither firing nor clear
+        share = report.drift_share
+        base = Signal(model_name, "drift", "live", False, value=share)
+        drifted = sorted(n for n, f in report.features.items() if f.drifted)
+        msg = f"drift share {share:.2f} over {report.n_rows} rows; drifted: {', '.join(drifted)}"
+        if share > self.drift_critical_share:
+            return dataclasses.replace(
+                base, firing=True, alert_type="drift_critical", severity="critical",
+                threshold=self.drift_critical_share, message=msg,
+            )  # fmt: skip
+        if share > self.drift_warning_share:
+            return dataclasses.replace(
+                base, firing=True, alert_type="drift_detected", severity="warning",
+                threshold=self.drift_warning_share, message=msg,
+            )  # fmt: skip
+        return base
+
+    def quality(self, model_name: str, dataset_name: str, report: QualityReport) -> Signal:
+        worst = max(report.features.values(), key=lambda f: f.missing_share, default=None)
+        value = worst.missing_share if worst else 0.0
+        firing = value > self.missing_share
+        msg = ""
+        if firing and worst is not None:
+            bad = sorted(
+                n for n, f in report.features.items() if f.missing_share > self.missing_share
+            )
+            msg = f"missing values above {self.missing_share:.0%} in {', '.join(bad)}"
+        return Signal(
+            model_name, "data_quality", dataset_name, firing, "data_quality_issue", "warning",
+            value, self.missing_share, msg,
+        )  # fmt: skip
+
+    def latency(self, model_name: str, p99_seconds: float) -> Signal:
+        firing = p99_seconds > self.latency_p99_seconds
+        msg = f"p99 latency {p99_seconds * 1e3:.0f} ms > {self.latency_p99_seconds * 1e3:.0f} ms"
+        return Signal(
+            model_name, "latency", "predict", firing, "high_latency", "warning", p99_seconds,
+            self.latency_p99_seconds, msg if firing else "",
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class AlertFilter:
+    state: State | None = None
+    severity: Severity | None = None
+    model_name: str | None = None
+    alert_type: str | None = None
+    limit: int = 50
+    offset: int = 0
+
+
+class AlertStore(Protocol):
+    """Where alerts live (storage implements it); every method is one transaction."""
+
+    def fire(self, signal: Signal, at: datetime) -> tuple[Alert, EventKind | None]:
+        """Open an alert for the signal, or record a repeat/escalation of the open one. Returns
+        the alert and what happened (``opened``, ``escalated``, ``repeated``)."""
+        ...
+
+    def clear(self, fingerprint: str, at: datetime, resolve_after: int) -> Alert | None:
+        """Count one clear evaluation; returns the alert if this resolved it."""
+        ...
+
+    def transition(
+        self, alert_id: str, to: State, at: datetime, by: str, note: str | None
+    ) -> Alert: ...
+
+    def get(self, alert_id: str) -> Alert: ...
+
+    def list(self, f: AlertFilter) -> tuple[list[Alert], int]: ...
+
+    def summary(self) -> dict[str, dict[str, int]]: ...
+
+    def open_counts(self) -> dict[str, int]: ...
+
+
+@dataclass
+class AlertManager:
+    """Turns verdicts into alerts. Implements ``DriftListener`` for the drift monitor."""
+
+    store: AlertStore
+    metrics: Metrics
+    rules: AlertRules
+    clock: Callable[[], datetime]
+    model_names: tuple[str, ...] = ("fraud", "price", "churn")
+    listeners: list[Callable[[Alert, EventKind], None]] = field(default_factory=list)
+
+    def rebuild_metrics(self) -> None:
+        """Set ``mlobs_active_alerts`` from the database (at start, and after each change)."""
+        counts = self.store.open_counts()
+        for name in set(self.model_names) | set(counts):
+            self.metrics.active_alerts.labels(name).set(counts.get(name, 0))
+
+    def apply(self, signal: Signal) -> Alert | None:
+        now = self.clock()
+        if signal.firing:
+            alert, kind = self.store.fire(signal, now)
+            if kind in ("opened", "escalated"):
+                self.metrics.alerts_total.labels(
+                    signal.model_name, alert.alert_type, alert.severity
+                ).inc()
+                log.warning("alert %s %s: %s", kind, alert.fingerprint, alert.message)
+            self._changed(alert, kind)
+            return alert
+        resolved = self.store.clear(signal.fingerprint, now, self.rules.resolve_after)
+        if resolved is not None:
+            log.info("alert resolved by itself: %s", resolved.fingerprint)
+            self._changed(resolved, "resolved")
+        return resolved
+
+    def _changed(self, alert: Alert, kind: EventKind | None) -> None:
+        self.rebuild_metrics()
+        if kind is None:
+            return
+        for listener in self.listeners:
+            try:
+                listener(alert, kind)
+            except Exception:  # a notifier must not break alerting
+                log.exception("alert listener failed")
+
+    # DriftListener
+    def on_drift(self, model_name: str, dataset_name: str, report: DriftReport) -> None:
+        if dataset_name != "live":
+            return  # posted checks answer the caller; only live traffic raises drift alerts
+        signal = self.rules.drift(model_name, report)
+        if signal is not None:
+            self.apply(signal)
+
+    def on_quality(self, model_name: str, dataset_name: str, report: QualityReport) -> None:
+        if report.n_rows:
+            self.apply(self.rules.quality(model_name, dataset_name, report))
+
+    def on_latency(self, model_name: str, p99_seconds: float) -> None:
+        self.apply(self.rules.latency(model_name, p99_seconds))
+
+    # Operators
+    def acknowledge(self, alert_id: str, by: str, note: str | None) -> Alert:
+        alert = self.store.transition(alert_id, "acknowledged", self.clock(), by, note)
+        self._changed(alert, "acknowledged")
+        return alert
+
+    def resolve(self, alert_id: str, by: str, note: str | None) -> Alert:
+        alert = self.store.transition(alert_id, "resolved", self.clock(), by, note)
+        self._changed(alert, "resolved")
+        return alert
