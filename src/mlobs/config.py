@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     alert_latency_window: int = Field(
         1_000, ge=10, description="Recent predictions per model the latency p99 is taken over."
     )
+    alert_rules_file: Path | None = Field(
+        None, description="YAML file of per-model alert thresholds and severities."
+    )
     alert_resolve_after: int = Field(
         3, ge=1, description="Consecutive clear evaluations after which an alert resolves."
     )

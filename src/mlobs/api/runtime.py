@@ -75,17 +75,20 @@ class Runtime:
             ),
             clock=utcnow,
         )
+        rules = AlertRules(
+            drift_warning_share=settings.alert_drift_warning_share,
+            drift_critical_share=settings.alert_drift_critical_share,
+            missing_share=settings.alert_missing_share,
+            latency_p99_seconds=settings.alert_latency_p99_seconds,
+            resolve_after=settings.alert_resolve_after,
+        )
+        per_model = (
+            AlertManager.load_overrides(rules, settings.alert_rules_file)
+            if settings.alert_rules_file
+            else {}
+        )
         alerts = AlertManager(
-            AlertRepository(engine),
-            metrics,
-            AlertRules(
-                drift_warning_share=settings.alert_drift_warning_share,
-                drift_critical_share=settings.alert_drift_critical_share,
-                missing_share=settings.alert_missing_share,
-                latency_p99_seconds=settings.alert_latency_p99_seconds,
-                resolve_after=settings.alert_resolve_after,
-            ),
-            clock=utcnow,
+            AlertRepository(engine), metrics, rules, clock=utcnow, per_model=per_model
         )
         drift.listeners.append(alerts)
         service = PredictionService(

@@ -15,7 +15,10 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Literal, Protocol
+
+import yaml
 
 from mlobs.errors import Conflict
 from mlobs.monitoring.drift_detector import DriftReport
@@ -116,8 +119,29 @@ class AlertRules:
     drift_warning_share: float = 0.2
     drift_critical_share: float = 0.3
     missing_share: float = 0.10
+    quality_severity: Severity = "warning"
     latency_p99_seconds: float = 0.5
+    latency_severity: Severity = "warning"
     resolve_after: int = 3
+
+    def __post_init__(self) -> None:
+        if not 0 < self.drift_warning_share <= self.drift_critical_share <= 1:
+            raise ValueError(
+                "need 0 < drift_warning_share <= drift_critical_share <= 1, got "
+                f"{self.drift_warning_share} and {self.drift_critical_share}"
+            )
+        for name in ("quality_severity", "latency_severity"):
+            if getattr(self, name) not in SEVERITY_RANK:
+                raise ValueError(f"{name} must be warning or critical, got {getattr(self, name)!r}")
+        if self.resolve_after < 1:
+            raise ValueError(f"resolve_after must be >= 1, got {self.resolve_after}")
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> AlertRules:
+        """These rules with some fields replaced (a model's own thresholds and severities)."""
+        unknown = set(overrides) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise ValueError(f"unknown alert rule settings: {sorted(unknown)}")
+        return dataclasses.replace(self, **overrides)
 
     def drift(self, model_name: str, report: DriftReport) -> Signal | None:
         if report.status == "insufficient_data":
@@ -149,16 +173,16 @@ class AlertRules:
             )
             msg = f"missing values above {self.missing_share:.0%} in {', '.join(bad)}"
         return Signal(
-            model_name, "data_quality", dataset_name, firing, "data_quality_issue", "warning",
-            value, self.missing_share, msg,
+            model_name, "data_quality", dataset_name, firing, "data_quality_issue",
+            self.quality_severity, value, self.missing_share, msg,
         )  # fmt: skip
 
     def latency(self, model_name: str, p99_seconds: float) -> Signal:
         firing = p99_seconds > self.latency_p99_seconds
         msg = f"p99 latency {p99_seconds * 1e3:.0f} ms > {self.latency_p99_seconds * 1e3:.0f} ms"
         return Signal(
-            model_name, "latency", "predict", firing, "high_latency", "warning", p99_seconds,
-            self.latency_p99_seconds, msg if firing else "",
+            model_name, "latency", "predict", firing, "high_latency", self.latency_severity,
+            p99_seconds, self.latency_p99_seconds, msg if firing else "",
         )  # fmt: skip
 
 
@@ -206,13 +230,38 @@ class AlertManager:
     rules: AlertRules
     clock: Callable[[], datetime]
     model_names: tuple[str, ...] = ("fraud", "price", "churn")
+    per_model: Mapping[str, AlertRules] = field(default_factory=dict)
     listeners: list[Callable[[Alert, EventKind], None]] = field(default_factory=list)
+
+    def rules_for(self, model_name: str) -> AlertRules:
+        return self.per_model.get(model_name, self.rules)
 
     def rebuild_metrics(self) -> None:
         """Set ``mlobs_active_alerts`` from the database (at start, and after each change)."""
         counts = self.store.open_counts()
         for name in set(self.model_names) | set(counts):
             self.metrics.active_alerts.labels(name).set(counts.get(name, 0))
+
+    @staticmethod
+    def load_overrides(base: AlertRules, path: Path) -> dict[str, AlertRules]:
+        """Per-model rules from a YAML file::
+
+        fraud:
+          missing_share: 0.05
+          latency_p99_seconds: 0.2
+          latency_severity: critical
+        price:
+          drift_warning_share: 0.1
+        """
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a mapping of model name to rule settings")
+        out = {}
+        for model, overrides in data.items():
+            if not isinstance(overrides, dict):
+                raise ValueError(f"{path}: settings of {model!r} must be a mapping")
+            out[str(model)] = base.with_overrides(overrides)
+        return out
 
     def apply(self, signal: Signal) -> Alert | None:
         now = self.clock()
@@ -225,7 +274,8 @@ class AlertManager:
                 log.warning("alert %s %s: %s", kind, alert.fingerprint, alert.message)
             self._changed(alert, kind)
             return alert
-        resolved = self.store.clear(signal.fingerprint, now, self.rules.resolve_after)
+        resolve_after = self.rules_for(signal.model_name).resolve_after
+        resolved = self.store.clear(signal.fingerprint, now, resolve_after)
         if resolved is not None:
             log.info("alert resolved by itself: %s", resolved.fingerprint)
             self._changed(resolved, "resolved")
@@ -245,16 +295,16 @@ class AlertManager:
     def on_drift(self, model_name: str, dataset_name: str, report: DriftReport) -> None:
         if dataset_name != "live":
             return  # posted checks answer the caller; only live traffic raises drift alerts
-        signal = self.rules.drift(model_name, report)
+        signal = self.rules_for(model_name).drift(model_name, report)
         if signal is not None:
             self.apply(signal)
 
     def on_quality(self, model_name: str, dataset_name: str, report: QualityReport) -> None:
         if report.n_rows:
-            self.apply(self.rules.quality(model_name, dataset_name, report))
+            self.apply(self.rules_for(model_name).quality(model_name, dataset_name, report))
 
     def on_latency(self, model_name: str, p99_seconds: float) -> None:
-        self.apply(self.rules.latency(model_name, p99_seconds))
+        self.apply(self.rules_for(model_name).latency(model_name, p99_seconds))
 
     # Operators
     def acknowledge(self, alert_id: str, by: str, note: str | None) -> Alert:

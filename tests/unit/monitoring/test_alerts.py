@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -22,6 +23,7 @@ from mlobs.monitoring.alerts import (
     transition,
 )
 from mlobs.monitoring.metrics import Metrics
+from mlobs.monitoring.quality import FeatureQuality, QualityReport
 from mlobs.storage.alert_repository import AlertRepository
 from mlobs.storage.db import make_engine, migrate
 
@@ -203,3 +205,35 @@ def test_listing_filters_paging_and_summary(db_url: str) -> None:
     assert s["by_model"] == {"fraud": 1, "price": 1}
     assert s["by_severity"] == {"critical": 1, "warning": 1}
     assert s["by_type"] == {"drift_critical": 1, "drift_detected": 1}
+
+
+def test_per_model_thresholds_and_severities_from_yaml(db_url: str, tmp_path: Path) -> None:
+    path = tmp_path / "rules.yml"
+    path.write_text("fraud:\n  missing_share: 0.05\n  quality_severity: critical\n"
+                    "  resolve_after: 1\n")  # fmt: skip
+    mgr, _ = _manager(db_url)
+    mgr.per_model = AlertManager.load_overrides(mgr.rules, path)
+    assert mgr.rules_for("fraud").missing_share == 0.05
+    assert mgr.rules_for("churn").missing_share == 0.10
+    fraud = mgr.rules_for("fraud").quality("fraud", "live", _quality(0.07))
+    churn = mgr.rules_for("churn").quality("churn", "live", _quality(0.07))
+    assert fraud.firing and fraud.severity == "critical" and not churn.firing
+    opened = mgr.apply(fraud)
+    assert opened is not None
+    assert mgr.apply(mgr.rules_for("fraud").quality("fraud", "live", _quality(0.0))) is not None
+
+    bad = tmp_path / "bad.yml"
+    bad.write_text("fraud:\n  missing_sahre: 0.05\n")
+    with pytest.raises(ValueError, match="missing_sahre"):
+        AlertManager.load_overrides(AlertRules(), bad)
+    bad.write_text("fraud:\n  latency_severity: loud\n")
+    with pytest.raises(ValueError, match="latency_severity"):
+        AlertManager.load_overrides(AlertRules(), bad)
+
+
+def _quality(missing: float) -> QualityReport:
+    return QualityReport(
+        n_rows=100, missing_share=missing, missing_status="ok", duplicate_rows=0,
+        duplicate_status="ok",
+        features={"amount": FeatureQuality("amount", missing, "ok")},
+    )  # fmt: skip
