@@ -137,3 +137,11 @@ class Metrics:
             "mlobs_active_alerts", "Open alerts (active or acknowledged), from the database.",
             ["model_name"], registry=registry,
         )  # fmt: skip
+        self.notifications = Counter(
+            "mlobs_notifications", "Alert notifications by channel and outcome.",
+            ["channel", "outcome"], registry=registry,
+        )  # fmt: skip
+        self.notification_queue_depth = Gauge(
+            "mlobs_notification_queue_depth", "Notifications waiting to be delivered.",
+            registry=registry,
+        )  # fmt: skip
