@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 
 from mlobs import __version__
 from mlobs.api import errors
-from mlobs.api.routes import alerts, health, monitoring, predictions
+from mlobs.api.routes import alerts, health, monitoring, predictions, silences
 from mlobs.api.runtime import Runtime
 from mlobs.config import Settings, configure_logging
 
@@ -57,4 +57,5 @@ def create_app(
     app.include_router(predictions.build_router(settings.max_batch_records))
     app.include_router(monitoring.router)
     app.include_router(alerts.router)
+    app.include_router(silences.router)
     return app

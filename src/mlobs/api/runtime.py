@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
@@ -18,11 +19,13 @@ from mlobs.monitoring.drift_monitor import DriftConfig, DriftMonitor
 from mlobs.monitoring.metrics import Metrics
 from mlobs.monitoring.profiles import load_profile
 from mlobs.monitoring.service import PredictionService, utcnow
+from mlobs.monitoring.silences import Silencer
 from mlobs.storage.alert_repository import AlertRepository
 from mlobs.storage.db import make_engine, migrate
 from mlobs.storage.drift_repository import DriftRepository
 from mlobs.storage.prediction_log import PredictionLog
 from mlobs.storage.repositories import PredictionRepository
+from mlobs.storage.silence_repository import SilenceRepository
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,7 @@ class Runtime:
     service: PredictionService
     drift: DriftMonitor
     alerts: AlertManager
+    silences: Silencer
     models_ready: threading.Event = field(default_factory=threading.Event)
     startup_errors: list[str] = field(default_factory=list)
     profile_errors: dict[str, str] = field(default_factory=dict)
@@ -98,7 +102,13 @@ class Runtime:
             drift=drift,
             latency_window=settings.alert_latency_window,
         )
-        return cls(settings, registry, metrics, engine, repo, plog, service, drift, alerts)
+        silencer = Silencer(SilenceRepository(engine), utcnow)
+        return cls(
+            settings, registry, metrics, engine, repo, plog, service, drift, alerts, silencer
+        )
+
+    def clock(self) -> datetime:
+        return self.service.clock()
 
     @property
     def models(self) -> ModelRegistry:

@@ -8,7 +8,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, create_model
 
 from mlobs.data.generator import DATASETS
 from mlobs.data.schema import DatasetSpec, FeatureSpec
@@ -407,3 +407,44 @@ class AlertActionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     by: str = Field("anonymous", max_length=200, description="Who acts.")
     note: str | None = Field(None, max_length=2000, description="Why (optional).")
+
+
+# --------------------------------------------------------------------------------------- silences
+
+
+class SilenceIn(BaseModel):
+    """A silence: at least one matcher, and an end (``ends_at`` or ``duration_seconds``)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"model_name": "fraud", "alert_type": "drift_detected", "duration_seconds": 3600,
+                 "created_by": "ann", "comment": "retraining in progress"}
+            ]
+        },
+    )  # fmt: skip
+    model_name: ModelName | None = Field(None, description="Matcher on the model.")
+    alert_type: str | None = Field(None, max_length=48, description="Matcher on the alert type.")
+    starts_at: AwareDatetime | None = Field(None, description="Default: now.")
+    ends_at: AwareDatetime | None = Field(None, description="When the silence ends.")
+    duration_seconds: float | None = Field(None, gt=0, le=366 * 86400,
+                                           description="Instead of ends_at.")  # fmt: skip
+    created_by: str = Field(min_length=1, max_length=200)
+    comment: str = Field(min_length=1, max_length=2000)
+
+
+class SilenceOut(BaseModel):
+    id: str
+    model_name: str | None
+    alert_type: str | None
+    starts_at: datetime
+    ends_at: datetime
+    created_by: str
+    comment: str
+    created_at: datetime
+    status: Literal["pending", "active", "expired"]
+
+
+class SilenceListOut(BaseModel):
+    silences: list[SilenceOut]

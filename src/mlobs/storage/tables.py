@@ -135,3 +135,17 @@ alert_events = Table(
     Column("note", String(2000), nullable=True),
     Index("ix_alert_events_alert", "alert_id"),
 )
+
+silences = Table(
+    "silences",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("model_name", String(32), nullable=True),
+    Column("alert_type", String(48), nullable=True),
+    Column("starts_at", DateTime(timezone=True), nullable=False),
+    Column("ends_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("comment", String(2000), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_silences_ends", "ends_at"),
+)
