@@ -1,0 +1,64 @@
+"""The silencer: matchers, states, and notifying covered alerts when a silence ends."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from mlobs.monitoring.alerts import Alert
+from mlobs.monitoring.silences import Silence, Silencer, validate
+from mlobs.storage.db import make_engine, migrate
+from mlobs.storage.silence_repository import SilenceRepository
+
+T0 = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def _alert(aid: str, model: str, kind: str) -> Alert:
+    return Alert(aid, f"{model}/x/live", model, "x", kind, "live", "warning", "active", 0.3, 0.2,
+                 "m", T0, T0, T0)  # fmt: skip
+
+
+def _silence(
+    sid: str, model: str | None, kind: str | None, start: datetime, end: datetime
+) -> Silence:
+    return Silence(sid, model, kind, start, end, "ann", "c", T0)
+
+
+def test_states_and_matchers() -> None:
+    s = _silence("s", "fraud", None, T0, T0 + timedelta(hours=1))
+    assert s.state(T0 - timedelta(seconds=1)) == "pending"
+    assert s.state(T0) == "active" and s.state(T0 + timedelta(hours=1)) == "expired"
+    assert s.silences(_alert("a", "fraud", "drift_detected"), T0)
+    assert not s.silences(_alert("a", "price", "drift_detected"), T0)
+    both = _silence("t", "fraud", "high_latency", T0, T0 + timedelta(hours=1))
+    assert both.covers(_alert("a", "fraud", "high_latency"))
+    assert not both.covers(_alert("a", "fraud", "drift_detected"))
+    assert validate(None, None, T0, T0 + timedelta(1), ["fraud"])[0][0] == "model_name"
+    assert validate("fraud", None, T0, T0, ["fraud"]) == [("ends_at", "must be after starts_at")]
+
+
+def test_sweep_notifies_covered_open_alerts_when_a_silence_ends(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path}/s.db")
+    migrate(engine)
+    store, clock = SilenceRepository(engine), Clock()
+    silencer = Silencer(store, clock, refresh_seconds=0)
+    store.create(_silence("s1", "fraud", None, T0, T0 + timedelta(minutes=10)))
+    store.create(_silence("s2", None, "high_latency", T0, T0 + timedelta(hours=2)))
+    alerts = [_alert("a", "fraud", "drift_detected"), _alert("b", "fraud", "high_latency"),
+              _alert("c", "price", "drift_detected")]  # fmt: skip
+    notified: list[str] = []
+    assert silencer.sweep(alerts, lambda a: notified.append(a.id)) == 0  # first sweep: baseline
+    assert [silencer.is_silenced(a) for a in alerts] == [True, True, False]
+    clock.now = T0 + timedelta(minutes=11)  # s1 ended; s2 still covers b
+    assert silencer.sweep(alerts, lambda a: notified.append(a.id)) == 1
+    assert notified == ["a"]
+    assert silencer.sweep(alerts, lambda a: notified.append(a.id)) == 0  # once only
+    engine.dispose()
