@@ -67,6 +67,12 @@ class Settings(BaseSettings):
         0.3, gt=0, le=1, description="Share of drifted features that makes the data set drift."
     )
 
+    drift_numeric_method: Literal["psi", "ks", "wasserstein"] = Field(
+        "psi", description="Drift method for numeric features."
+    )
+    drift_categorical_method: Literal["jensenshannon", "chi2"] = Field(
+        "jensenshannon", description="Drift method for categorical features."
+    )
     alert_drift_warning_share: float = Field(
         0.2, gt=0, le=1, description="Drift share above which drift_detected (warning) opens."
     )

@@ -76,6 +76,8 @@ class Runtime:
                 js_threshold_warning=settings.js_threshold_warning,
                 js_threshold_critical=settings.js_threshold_critical,
                 drift_share_threshold=settings.drift_share_threshold,
+                numeric_method=settings.drift_numeric_method,
+                categorical_method=settings.drift_categorical_method,
             ),
             clock=utcnow,
         )

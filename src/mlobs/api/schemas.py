@@ -251,7 +251,7 @@ class ReferenceIn(BaseModel):
 class FeatureDriftOut(BaseModel):
     feature: str
     kind: Literal["numeric", "categorical"]
-    method: Literal["psi", "jensenshannon"]
+    method: Literal["psi", "ks", "wasserstein", "jensenshannon", "chi2"]
     score: float | None = Field(description="PSI or JS distance; null without enough data.")
     status: Literal["ok", "warning", "critical", "insufficient_data"]
     drifted: bool

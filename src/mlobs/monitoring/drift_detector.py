@@ -36,15 +36,27 @@ import pandas as pd
 
 from mlobs.monitoring.profiles import (
     OUTPUT,
-    CategoricalProfile,
     FeatureProfile,
     NumericProfile,
     ReferenceProfile,
 )
 from mlobs.monitoring.windows import WindowCounts
-from mlobs.stats import js_distance, psi
+from mlobs.stats import chi2_test, js_distance, ks_statistic, psi, wasserstein_normalized
 
 Status = Literal["ok", "warning", "critical", "insufficient_data"]
+NumericMethod = Literal["psi", "ks", "wasserstein"]
+CategoricalMethod = Literal["jensenshannon", "chi2"]
+Method = Literal["psi", "ks", "wasserstein", "jensenshannon", "chi2"]
+
+# Default (warning, critical) per optional method. KS: the binned statistic (largest CDF gap).
+# Wasserstein: distance over the bins divided by the reference standard deviation (Evidently's
+# default bound is 0.1 too). chi2: p-values, so lower is worse; with large windows any p-value
+# test flags small, harmless shifts, which is why PSI and JS are the defaults.
+OPTIONAL_THRESHOLDS: dict[str, tuple[float, float]] = {
+    "ks": (0.1, 0.2),
+    "wasserstein": (0.1, 0.2),
+    "chi2": (0.05, 0.01),
+}
 
 
 @dataclass(frozen=True)
@@ -53,7 +65,7 @@ class FeatureDrift:
 
     feature: str
     kind: Literal["numeric", "categorical"]
-    method: Literal["psi", "jensenshannon"]
+    method: Method
     score: float | None
     status: Status
     bins: list[str]
@@ -143,6 +155,10 @@ class DriftDetector:
         min_samples: a feature with fewer non-missing values gets ``insufficient_data`` and no
             score (an all-missing column included).
         n_bins: quantile bins per numeric feature when fitting.
+        numeric_method: ``psi`` (default), ``ks`` or ``wasserstein`` for numeric features.
+        categorical_method: ``jensenshannon`` (default) or ``chi2`` for categorical features.
+        method_thresholds: (warning, critical) for the optional methods, overriding
+            ``OPTIONAL_THRESHOLDS``; for ``chi2`` they are p-values (drift below them).
     """
 
     def __init__(
@@ -155,7 +171,16 @@ class DriftDetector:
         js_threshold_critical: float = 0.2,
         min_samples: int = 1,
         n_bins: int = 10,
+        numeric_method: NumericMethod = "psi",
+        categorical_method: CategoricalMethod = "jensenshannon",
+        method_thresholds: dict[str, tuple[float, float]] | None = None,
     ) -> None:
+        if numeric_method not in ("psi", "ks", "wasserstein"):
+            raise ValueError(f"unknown numeric_method {numeric_method!r}")
+        if categorical_method not in ("jensenshannon", "chi2"):
+            raise ValueError(f"unknown categorical_method {categorical_method!r}")
+        self.numeric_method, self.categorical_method = numeric_method, categorical_method
+        self.method_thresholds = {**OPTIONAL_THRESHOLDS, **(method_thresholds or {})}
         if not 0 < psi_threshold_warning <= psi_threshold_critical:
             raise ValueError(
                 "need 0 < psi_threshold_warning <= psi_threshold_critical, got "
@@ -190,6 +215,11 @@ class DriftDetector:
             "js_threshold_critical": self.js_threshold_critical,
             "drift_share_threshold": self.drift_share_threshold,
             "min_samples": float(self.min_samples),
+            **{
+                f"{m}_threshold_{level}": self.method_thresholds[m][i]
+                for m in {self.numeric_method, self.categorical_method} & set(OPTIONAL_THRESHOLDS)
+                for i, level in enumerate(("warning", "critical"))
+            },
         }
 
     def fit(
@@ -258,10 +288,11 @@ class DriftDetector:
         n = int(counts.sum())
         total = n + missing
         numeric = isinstance(p, NumericProfile)
+        method: Method = self.numeric_method if numeric else self.categorical_method
         base = FeatureDrift(
             feature=p.name,
             kind=p.kind,
-            method="psi" if numeric else "jensenshannon",
+            method=method,
             score=None,
             status="insufficient_data",
             bins=p.bin_labels(),
@@ -279,12 +310,23 @@ class DriftDetector:
             return replace(base, reason=reason)
         ref = np.asarray(p.proportions, dtype=np.float64)
         cur = counts / n
-        if numeric:
+        if method == "chi2":  # a p-value: lower is worse
+            score = chi2_test(ref, counts.astype(np.int64))[1]
+            warn, crit = self.method_thresholds["chi2"]
+            status: Status = "critical" if score < crit else "warning" if score < warn else "ok"
+            return replace(base, score=float(score), status=status, current=cur.tolist())
+        if method == "psi":
             score = psi(ref, cur)
             warn, crit = self.psi_threshold_warning, self.psi_threshold_critical
-        else:
-            assert isinstance(p, CategoricalProfile)
+        elif method == "jensenshannon":
             score = js_distance(ref, cur)
             warn, crit = self.js_threshold_warning, self.js_threshold_critical
-        status: Status = "critical" if score >= crit else "warning" if score >= warn else "ok"
+        elif method == "ks":
+            score = ks_statistic(ref, cur)
+            warn, crit = self.method_thresholds["ks"]
+        else:
+            assert isinstance(p, NumericProfile)
+            score = wasserstein_normalized(ref, cur, p.centers(), p.std) if p.std > 0 else 0.0
+            warn, crit = self.method_thresholds["wasserstein"]
+        status = "critical" if score >= crit else "warning" if score >= warn else "ok"
         return replace(base, score=float(score), status=status, current=cur.tolist())

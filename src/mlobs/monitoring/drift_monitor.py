@@ -21,7 +21,12 @@ import numpy as np
 import pandas as pd
 
 from mlobs.errors import Conflict, NotFound
-from mlobs.monitoring.drift_detector import DriftDetector, DriftReport
+from mlobs.monitoring.drift_detector import (
+    CategoricalMethod,
+    DriftDetector,
+    DriftReport,
+    NumericMethod,
+)
 from mlobs.monitoring.metrics import Metrics
 from mlobs.monitoring.ports import DriftListener, WindowStore
 from mlobs.monitoring.profiles import ReferenceProfile
@@ -45,6 +50,8 @@ class DriftConfig:
     js_threshold_warning: float = 0.1
     js_threshold_critical: float = 0.2
     drift_share_threshold: float = 0.3
+    numeric_method: NumericMethod = "psi"
+    categorical_method: CategoricalMethod = "jensenshannon"
     quality: QualityThresholds = field(default_factory=QualityThresholds)
 
     def detector(self, profile: ReferenceProfile, min_samples: int) -> DriftDetector:
@@ -56,6 +63,8 @@ class DriftConfig:
             js_threshold_warning=self.js_threshold_warning,
             js_threshold_critical=self.js_threshold_critical,
             min_samples=min_samples,
+            numeric_method=self.numeric_method,
+            categorical_method=self.categorical_method,
         )
 
 

@@ -167,3 +167,36 @@ def test_psi_of_a_window_equals_psi_of_its_proportions() -> None:
     f = r.features["x"]
     assert f.score == pytest.approx(psi(np.array(f.reference), np.array(f.current)))
     assert math.isclose(sum(f.current), 1.0)
+
+
+def test_optional_methods_known_answers() -> None:
+    ref = pd.DataFrame({"x": [0.0, 1.0] * 50, "c": ["a", "b"] * 50})
+    cur = pd.DataFrame({"x": [0.0] * 25 + [1.0] * 75, "c": ["a"] * 100})
+    r = DriftDetector(numeric_method="ks", categorical_method="chi2").fit(ref).check(cur)
+    # Binned CDFs over [0.5, 0, 0.5, 0] and [0.25, 0, 0.75, 0]: [0.5, 0.5, 1, 1] vs
+    # [0.25, 0.25, 1, 1]; the largest gap is 0.25 (>= 0.2: critical).
+    assert r.features["x"].method == "ks" and r.features["x"].score == pytest.approx(0.25)
+    assert r.features["x"].status == "critical"
+    # chi2 of 100 "a" against 50/50: statistic = 2 * 50^2 / 50 = 100 (the empty unseen bucket
+    # floored at 1e-4 adds ~0.01), p ~ 1e-22: critical, and the score is the p-value.
+    assert r.features["c"].method == "chi2" and r.features["c"].score < 1e-15
+    assert r.features["c"].status == "critical"
+    same = DriftDetector(categorical_method="chi2").fit(ref).check(ref)
+    # Identical proportions: statistic ~0 (only the floored empty bucket), p-value near 1.
+    assert same.features["c"].score > 0.99 and same.features["c"].status == "ok"
+    assert "chi2_threshold_warning" in same.thresholds
+
+
+def test_wasserstein_in_reference_standard_deviations() -> None:
+    rng = np.random.default_rng(3)
+    det = DriftDetector(numeric_method="wasserstein").fit(
+        pd.DataFrame({"x": rng.normal(size=20_000)})
+    )
+    calm = det.check(pd.DataFrame({"x": rng.normal(size=5_000)})).features["x"]
+    moved = det.check(pd.DataFrame({"x": rng.normal(1.0, 1.0, 5_000)})).features["x"]
+    assert calm.status == "ok" and calm.score is not None and calm.score < 0.05
+    # A one-sd shift moves the distribution by one reference sd. The binned estimate places the
+    # outer bins' mass at their midpoints to the reference extremes, so it is rough: within 0.3.
+    assert moved.score == pytest.approx(1.0, abs=0.3) and moved.status == "critical"
+    with pytest.raises(ValueError, match="numeric_method"):
+        DriftDetector(numeric_method="kl")  # type: ignore[arg-type]
