@@ -9,7 +9,7 @@ they start from, so concurrent operators cannot both acknowledge or resolve.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Select, func, insert, select, update
@@ -27,19 +27,10 @@ from mlobs.monitoring.alerts import (
     State,
     transition,
 )
+from mlobs.storage.db import utc, utc_or_none
 from mlobs.storage.tables import alert_events, alerts
 
 SYSTEM = "mlobs"
-
-
-def _utc(dt: datetime | None) -> datetime | None:
-    if dt is None:
-        return None
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
-
-
-def _at(dt: datetime) -> datetime:
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
 
 
 def _alert(row: Any, events: tuple[AlertEvent, ...] = ()) -> Alert:
@@ -48,12 +39,12 @@ def _alert(row: Any, events: tuple[AlertEvent, ...] = ()) -> Alert:
         id=m["id"], fingerprint=m["fingerprint"], model_name=m["model_name"],
         family=m["family"], alert_type=m["alert_type"], scope=m["scope"],
         severity=m["severity"], state=m["state"], value=m["value"], threshold=m["threshold"],
-        message=m["message"], opened_at=_at(m["opened_at"]),
-        updated_at=_at(m["updated_at"]),
-        last_seen_at=_at(m["last_seen_at"]),
+        message=m["message"], opened_at=utc(m["opened_at"]),
+        updated_at=utc(m["updated_at"]),
+        last_seen_at=utc(m["last_seen_at"]),
         occurrences=m["occurrences"], clear_count=m["clear_count"],
-        acknowledged_by=m["acknowledged_by"], acknowledged_at=_utc(m["acknowledged_at"]),
-        resolved_by=m["resolved_by"], resolved_at=_utc(m["resolved_at"]), note=m["note"],
+        acknowledged_by=m["acknowledged_by"], acknowledged_at=utc_or_none(m["acknowledged_at"]),
+        resolved_by=m["resolved_by"], resolved_at=utc_or_none(m["resolved_at"]), note=m["note"],
         events=events,
     )  # fmt: skip
 
@@ -173,7 +164,7 @@ class AlertRepository:
         events = tuple(
             AlertEvent(
                 kind=e.kind,
-                at=_at(e.at),
+                at=utc(e.at),
                 severity=e.severity,
                 value=e.value,
                 by=e.by,

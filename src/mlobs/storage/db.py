@@ -6,6 +6,7 @@ import contextlib
 import fcntl
 import logging
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,16 @@ from sqlalchemy.engine import make_url
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def utc(dt: datetime) -> datetime:
+    """A datetime read back from the database, as UTC (SQLite returns naive datetimes; every
+    time mlobs stores is UTC)."""
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+def utc_or_none(dt: datetime | None) -> datetime | None:
+    return None if dt is None else utc(dt)
 
 
 def _json_dumps(obj: Any) -> str:

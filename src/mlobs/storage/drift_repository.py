@@ -7,7 +7,7 @@ WHERE clause), so exactly one caller closes a window and evaluates it.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -18,21 +18,15 @@ from sqlalchemy.exc import IntegrityError
 from mlobs.monitoring.profiles import ReferenceProfile
 from mlobs.monitoring.records import DriftResult, WindowInfo
 from mlobs.monitoring.windows import DUPLICATES, WindowCounts
+from mlobs.storage.db import utc, utc_or_none
 from mlobs.storage.tables import drift_results, drift_window_counts, drift_windows
 
 MISSING_BIN, OUTSIDE_BIN = -1, -2
 
 
-def _utc(dt: datetime | None) -> datetime | None:
-    if dt is None:
-        return None
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
-
-
 def _window(row: Any) -> WindowInfo:
     m = row._mapping
-    opened = _utc(m["opened_at"])
-    assert opened is not None
+    opened = utc(m["opened_at"])
     return WindowInfo(
         id=m["id"],
         model_name=m["model_name"],
@@ -41,7 +35,7 @@ def _window(row: Any) -> WindowInfo:
         status=m["status"],
         opened_at=opened,
         n_rows=int(m["n_rows"]),
-        closed_at=_utc(m["closed_at"]),
+        closed_at=utc_or_none(m["closed_at"]),
     )
 
 
@@ -216,8 +210,7 @@ class DriftRepository:
         out = []
         for r in rows:
             m = r._mapping
-            created = _utc(m["created_at"])
-            assert created is not None
+            created = utc(m["created_at"])
             out.append(
                 DriftResult(
                     model_name=m["model_name"],

@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import Engine, func, insert, select
 
 from mlobs.monitoring.records import PredictionRecord
+from mlobs.storage.db import utc
 from mlobs.storage.tables import predictions
-
-
-def _utc(dt: datetime) -> datetime:
-    # SQLite hands back naive datetimes; every time we store is UTC.
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
 
 
 class PredictionRepository:
@@ -53,7 +48,7 @@ class PredictionRepository:
             id=m["id"],
             model_name=m["model_name"],
             model_version=m["model_version"],
-            created_at=_utc(m["created_at"]),
+            created_at=utc(m["created_at"]),
             features=m["features"],
             prediction=m["prediction"],
             probability=m["probability"],

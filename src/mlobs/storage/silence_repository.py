@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, insert, select, update
 
 from mlobs.errors import Conflict, NotFound
 from mlobs.monitoring.silences import Silence
+from mlobs.storage.db import utc
 from mlobs.storage.tables import silences
-
-
-def _at(dt: datetime) -> datetime:
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
 
 
 def _silence(row: Any) -> Silence:
     m = row._mapping
     return Silence(
         id=m["id"], model_name=m["model_name"], alert_type=m["alert_type"],
-        starts_at=_at(m["starts_at"]), ends_at=_at(m["ends_at"]), created_by=m["created_by"],
-        comment=m["comment"], created_at=_at(m["created_at"]),
+        starts_at=utc(m["starts_at"]), ends_at=utc(m["ends_at"]), created_by=m["created_by"],
+        comment=m["comment"], created_at=utc(m["created_at"]),
     )  # fmt: skip
 
 

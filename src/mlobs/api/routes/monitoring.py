@@ -7,15 +7,12 @@ from typing import Annotated, Any
 
 import pandas as pd
 from fastapi import APIRouter, Query, Response
-from fastapi.exceptions import RequestValidationError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from mlobs.api.deps import RuntimeDep
 from mlobs.api.errors import responses
 from mlobs.api.runtime import Runtime
 from mlobs.api.schemas import (
-    FEATURE_MODELS,
     DriftCheckOut,
     DriftHistoryOut,
     DriftStatusOut,
@@ -24,16 +21,12 @@ from mlobs.api.schemas import (
     ReferenceIn,
     ReferenceOut,
 )
+from mlobs.api.validation import validate_records
 from mlobs.data.generator import DATASETS
 from mlobs.errors import InvalidInput, NotFound
 from mlobs.monitoring.profiles import profile_for_model, save_profile
 
 router = APIRouter(tags=["monitoring"])
-
-_ADAPTERS: dict[str, TypeAdapter[list[BaseModel]]] = {
-    n: TypeAdapter(list[m])  # type: ignore[valid-type]
-    for n, m in FEATURE_MODELS.items()
-}
 
 
 def _frame(
@@ -46,13 +39,8 @@ def _frame(
             f"at most {rt.settings.max_batch_records} records per request, got {len(records)}",
             "too_long",
         )
-    try:
-        rows = _ADAPTERS[model_name].validate_python(records)
-    except ValidationError as exc:
-        raise RequestValidationError(
-            [{**e, "loc": ("body", loc, *e["loc"])} for e in exc.errors()]
-        ) from None
-    return pd.DataFrame([r.model_dump() for r in rows], columns=DATASETS[model_name].feature_names)
+    rows = validate_records(model_name, records, loc)
+    return pd.DataFrame(rows, columns=DATASETS[model_name].feature_names)
 
 
 def _known(model: str) -> str:

@@ -9,8 +9,7 @@ from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request
-from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel
 
 from mlobs.api.deps import RuntimeDep, ServiceDep
 from mlobs.api.errors import responses
@@ -25,6 +24,7 @@ from mlobs.api.schemas import (
     PredictionOut,
     batch_request_model,
 )
+from mlobs.api.validation import validate_records
 from mlobs.data.generator import DATASETS
 from mlobs.monitoring.service import PredictionService
 
@@ -45,10 +45,6 @@ def _single_route(
     return predict
 
 
-def _list_adapter(model: type[BaseModel]) -> TypeAdapter[list[BaseModel]]:
-    return TypeAdapter(list[model])  # type: ignore[valid-type]
-
-
 def build_router(max_batch_records: int) -> APIRouter:
     router = APIRouter(tags=["predictions"])
     for name, body_model in FEATURE_MODELS.items():
@@ -61,18 +57,10 @@ def build_router(max_batch_records: int) -> APIRouter:
             summary=f"Predict {name}",
         )
 
-    # One adapter per model validates a whole list in one call; errors carry the record index.
-    record_lists = {n: _list_adapter(m) for n, m in FEATURE_MODELS.items()}
-
     def predict_batch(body: BatchRequestBase, service: ServiceDep) -> BatchOut:
         """Predict many records of one model; any invalid record rejects the batch with a 422."""
-        try:
-            records = record_lists[body.model_name].validate_python(body.records)
-        except ValidationError as exc:
-            raise RequestValidationError(
-                [{**e, "loc": ("body", "records", *e["loc"])} for e in exc.errors()]
-            ) from None
-        out = service.predict_batch(body.model_name, [r.model_dump() for r in records])
+        records = validate_records(body.model_name, body.records)
+        out = service.predict_batch(body.model_name, records)
         return BatchOut(
             model_name=body.model_name,
             model_version=out[0].model_version,
