@@ -91,6 +91,16 @@ class Settings(BaseSettings):
     alert_rules_file: Path | None = Field(
         None, description="YAML file of per-model alert thresholds and severities."
     )
+    webhook_urls: str = Field(
+        "", description="Comma-separated URLs that receive every alert as generic JSON."
+    )
+    slack_webhook_url: str | None = Field(None, description="Slack incoming-webhook URL.")
+    alertmanager_url: str | None = Field(
+        None, description="Base URL of a Prometheus Alertmanager (alerts go to /api/v2/alerts)."
+    )
+    notification_timeout: float = Field(
+        5.0, gt=0, le=120, description="Seconds each notification call may take."
+    )
     alert_resolve_after: int = Field(
         3, ge=1, description="Consecutive clear evaluations after which an alert resolves."
     )

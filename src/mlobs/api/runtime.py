@@ -14,9 +14,10 @@ from sqlalchemy import Engine
 
 from mlobs.config import Settings
 from mlobs.models.registry import ModelRegistry
-from mlobs.monitoring.alerts import AlertManager, AlertRules
+from mlobs.monitoring.alerts import Alert, AlertFilter, AlertManager, AlertRules
 from mlobs.monitoring.drift_monitor import DriftConfig, DriftMonitor
 from mlobs.monitoring.metrics import Metrics
+from mlobs.monitoring.notifications import Notifier
 from mlobs.monitoring.profiles import load_profile
 from mlobs.monitoring.service import PredictionService, utcnow
 from mlobs.monitoring.silences import Silencer
@@ -30,6 +31,7 @@ from mlobs.storage.silence_repository import SilenceRepository
 log = logging.getLogger(__name__)
 
 LATENCY_EVERY = 15.0
+RESEND_EVERY = 60.0
 
 
 @dataclass
@@ -44,12 +46,14 @@ class Runtime:
     drift: DriftMonitor
     alerts: AlertManager
     silences: Silencer
+    notifier: Notifier
     models_ready: threading.Event = field(default_factory=threading.Event)
     startup_errors: list[str] = field(default_factory=list)
     profile_errors: dict[str, str] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _flusher: threading.Thread | None = None
     _latency_checked: float = 0.0
+    _resent: float = 0.0
 
     @classmethod
     def build(cls, settings: Settings, registry: CollectorRegistry) -> Runtime:
@@ -105,9 +109,27 @@ class Runtime:
             latency_window=settings.alert_latency_window,
         )
         silencer = Silencer(SilenceRepository(engine), utcnow)
-        return cls(
-            settings, registry, metrics, engine, repo, plog, service, drift, alerts, silencer
+        notifier = Notifier.from_settings(
+            webhook_urls=[u.strip() for u in settings.webhook_urls.split(",") if u.strip()],
+            slack_url=settings.slack_webhook_url,
+            alertmanager_url=settings.alertmanager_url,
+            metrics=metrics,
+            silenced=silencer.is_silenced,
+            timeout=settings.notification_timeout,
         )
+        alerts.listeners.append(notifier)
+        return cls(
+            settings, registry, metrics, engine, repo, plog, service, drift, alerts, silencer,
+            notifier,
+        )  # fmt: skip
+
+    def open_alerts(self) -> list[Alert]:
+        store = self.alerts.store
+        return [
+            a
+            for state in ("active", "acknowledged")
+            for a in store.list(AlertFilter(state=state, limit=10_000))[0]
+        ]
 
     def clock(self) -> datetime:
         return self.service.clock()
@@ -130,6 +152,7 @@ class Runtime:
         except Exception as exc:
             log.error("could not read open alerts: %s: %s", type(exc).__name__, exc)
         self.prediction_log.start()
+        self.notifier.start()
         threading.Thread(target=self._load_models, name="model-loader", daemon=True).start()
         self._flusher = threading.Thread(target=self._flush_loop, name="drift-flush", daemon=True)
         self._flusher.start()
@@ -141,13 +164,19 @@ class Runtime:
     def flush_drift(self) -> None:
         try:
             self.drift.flush()
-            # Latency is judged every LATENCY_EVERY seconds, not at every flush: a firing
-            # alert records a repeat per evaluation.
+            # Latency and silences are judged every LATENCY_EVERY seconds, not at every flush:
+            # a firing alert records a repeat per evaluation.
             now = time.monotonic()
             if now - self._latency_checked >= LATENCY_EVERY:
                 self._latency_checked = now
                 for model_name, p99 in self.service.latency_p99().items():
                     self.alerts.on_latency(model_name, p99)
+                # Silences that ended: notify the open alerts they covered.
+                self.silences.sweep(self.open_alerts(), self.notifier.notify_now)
+            # Alertmanager resolves alerts that are not re-sent within its resolve_timeout.
+            if now - self._resent >= RESEND_EVERY:
+                self._resent = now
+                self.notifier.resend_open(self.open_alerts())
         except Exception as exc:  # the database may be away; counts are kept for the next try
             log.warning("drift flush failed: %s: %s", type(exc).__name__, exc)
 
@@ -186,6 +215,7 @@ class Runtime:
         if self._flusher is not None:
             self._flusher.join(10)
         self.flush_drift()
+        self.notifier.stop()
         lost = self.prediction_log.stop()
         if lost:
             log.error("%d logged predictions could not be written at shutdown", lost)

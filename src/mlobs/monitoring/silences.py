@@ -99,7 +99,7 @@ class Silencer:
         now = self.clock()
         return any(s.silences(alert, now) for s in self._current())
 
-    def sweep(self, open_alerts: Iterable[Alert], notify: Callable[[Alert], None]) -> int:
+    def sweep(self, open_alerts: Iterable[Alert], notify: Callable[[Alert], object]) -> int:
         """Notify open alerts covered by silences that ended since the last sweep (and not
         covered by another silence still in force). Returns how many were notified."""
         now = self.clock()

@@ -1,0 +1,62 @@
+"""The service notifies through its configured webhook, and a silence holds notifications back."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+from fastapi.testclient import TestClient
+
+from integration.notifications.receiver import Receiver
+from mlobs.data import DATASETS, DriftSpec, generate
+
+
+def _drifted(name: str, n: int) -> list[dict[str, Any]]:
+    df = generate(name, n, seed=21, drift=DriftSpec.preset(name, 0.8))[DATASETS[name].feature_names]
+    return [{k: (None if pd.isna(v) else v) for k, v in r.items()} for r in df.to_dict("records")]
+
+
+def _wait_alert(client: TestClient, model: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        alerts = client.get("/monitoring/alerts", params={"model": model}).json()["alerts"]
+        if alerts:
+            return alerts[0]  # type: ignore[no-any-return]
+        time.sleep(0.1)
+    raise AssertionError(f"no alert for {model}")
+
+
+def test_drift_alert_reaches_the_webhook_and_silences_hold_it_back(
+    app_factory: Callable[..., TestClient],
+) -> None:
+    with Receiver() as hook:
+        client = app_factory(webhook_urls=hook.url, drift_window_size=500, drift_flush_interval=0.1)
+        silence = client.post("/monitoring/silences", json={
+            "model_name": "price", "duration_seconds": 3600, "created_by": "ann",
+            "comment": "price is being retrained",
+        })  # fmt: skip
+        assert silence.status_code == 201
+        for name in ("fraud", "price"):
+            r = client.post(
+                "/predict/batch", json={"model_name": name, "records": _drifted(name, 520)}
+            )
+            assert r.status_code == 200
+        fraud, price = _wait_alert(client, "fraud"), _wait_alert(client, "price")
+        got = hook.wait_for(1)
+        assert got[0].body["event"] == "opened"
+        assert got[0].body["alert"]["id"] == fraud["id"]
+        # The price alert is recorded and counted, but silenced: never sent.
+        assert price["status"] == "active"
+        metric = client.app.state.runtime.registry.get_sample_value  # type: ignore[attr-defined]
+        deadline = time.monotonic() + 10
+        while not metric(
+            "mlobs_notifications_total", {"channel": "webhook", "outcome": "silenced"}
+        ):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert [r.body["alert"]["model_name"] for r in hook.requests] == ["fraud"]
+        # Resolving by hand sends the resolve.
+        client.post(f"/monitoring/alerts/{fraud['id']}/resolve", json={"by": "ann"})
+        assert hook.wait_for(2)[1].body["event"] == "resolved"
