@@ -18,11 +18,16 @@ PROFILE_FILES := $(foreach m,$(MODELS),$(MODEL_DIR)/$(m)/reference.json)
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
-# The environment: uv (bootstrapped into the venv when it is not on PATH) installs the locked set.
+# The environment: uv installs the locked set. uv on PATH is used; without it, uv is installed
+# into the venv first (ensurepip covers venvs made without pip, such as uv's own).
+UV := $(or $(shell command -v uv 2>/dev/null),$(BIN)/uv)
+
 $(BIN)/.installed: pyproject.toml uv.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@test -x $(BIN)/uv || $(BIN)/python -m pip install --quiet --disable-pip-version-check uv
-	$(BIN)/uv sync --frozen --extra dev --inexact --python $(BIN)/python
+	@command -v uv >/dev/null 2>&1 || test -x $(BIN)/uv || { \
+	  $(BIN)/python -m pip --version >/dev/null 2>&1 || $(BIN)/python -m ensurepip --upgrade >/dev/null; \
+	  $(BIN)/python -m pip install --quiet --disable-pip-version-check uv; }
+	$(UV) sync --frozen --extra dev --inexact --python $(BIN)/python
 	@touch $@
 
 dev: $(BIN)/.installed ## Create .venv with the package and its development tools (uv, locked)
