@@ -13,7 +13,7 @@ MODEL_FILES := $(foreach m,$(MODELS),$(MODEL_DIR)/$(m)/metadata.json)
 PROFILE_FILES := $(foreach m,$(MODELS),$(MODEL_DIR)/$(m)/reference.json)
 
 .PHONY: help dev dev-pip run run-api run-api-dev generate-data train-models setup-reference models test test-unit \
-        test-integration lint format bench bench-drift bench-http clean
+        test-integration lint format bench bench-drift bench-http docker-up docker-down docker-logs clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -89,6 +89,15 @@ bench-drift: $(BIN)/.installed ## Drift detection quality, check() speed, live-w
 bench-http: $(BIN)/.installed models ## HTTP benchmark against an echo route (needs wrk)
 	@command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk"; exit 1; }
 	$(BIN)/python benchmarks/bench_http.py
+
+docker-up: ## Build and start the full stack (API, PostgreSQL, Prometheus, Alertmanager, Grafana)
+	docker compose up -d --build
+
+docker-down: ## Stop the stack
+	docker compose down
+
+docker-logs: ## Follow the stack's logs
+	docker compose logs -f
 
 clean: ## Remove the environment, generated data and models
 	rm -rf $(VENV) $(DATA_DIR) $(MODEL_DIR) .pytest_cache .mypy_cache .ruff_cache htmlcov .coverage
