@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mlobs.api.schemas import ErrorOut
@@ -60,6 +61,16 @@ def install(app: FastAPI) -> None:
     async def _unavailable(_: Request, exc: Unavailable) -> JSONResponse:
         return JSONResponse(
             error_body([exc.what], str(exc), "unavailable"),
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
+
+    @app.exception_handler(sa_exc.OperationalError)
+    @app.exception_handler(sa_exc.InterfaceError)
+    async def _database(_: Request, exc: Exception) -> JSONResponse:
+        log.warning("database unavailable: %s", exc)
+        return JSONResponse(
+            error_body(["database"], f"database unavailable: {type(exc).__name__}", "unavailable"),
             status_code=503,
             headers={"Retry-After": "5"},
         )

@@ -84,6 +84,7 @@ class Runtime:
                 categorical_method=settings.drift_categorical_method,
             ),
             clock=utcnow,
+            reload_profile=lambda name: load_profile(Path(settings.model_dir), name),
         )
         rules = AlertRules(
             drift_warning_share=settings.alert_drift_warning_share,
@@ -102,7 +103,7 @@ class Runtime:
         )
         drift.listeners.append(alerts)
         service = PredictionService(
-            ModelRegistry(),
+            ModelRegistry.loading(),
             metrics,
             plog,
             drift=drift,
@@ -182,22 +183,29 @@ class Runtime:
 
     def _load_models(self) -> None:
         try:
-            loaded = ModelRegistry.load(Path(self.settings.model_dir))
-            for model in loaded:
-                self.metrics.model_loaded.labels(model.name, model.version).set(1)
-            for name, reason in loaded.errors.items():
-                log.warning("model %s not loaded: %s", name, reason)
-            for model in loaded:
-                self._load_profile(model.name, model.version)
-            self.service.models = loaded
-            log.info("models loaded: %s", ", ".join(loaded.models) or "none")
+            self._load_models_inner()
+        except Exception as exc:  # never leave readiness hanging on an unexpected error
+            msg = f"model loading failed: {type(exc).__name__}: {exc}"
+            log.exception(msg)
+            self.startup_errors.append(msg)
         finally:
             self.models_ready.set()
+
+    def _load_models_inner(self) -> None:
+        loaded = ModelRegistry.load(Path(self.settings.model_dir))
+        for model in loaded:
+            self.metrics.model_loaded.labels(model.name, model.version).set(1)
+        for name, reason in loaded.errors.items():
+            log.warning("model %s not loaded: %s", name, reason)
+        for model in loaded:
+            self._load_profile(model.name, model.version)
+        self.service.models = loaded
+        log.info("models loaded: %s", ", ".join(loaded.models) or "none")
 
     def _load_profile(self, name: str, version: str) -> None:
         try:
             profile = load_profile(Path(self.settings.model_dir), name)
-        except (ValueError, KeyError, OSError) as exc:
+        except Exception as exc:  # a corrupt profile must not stop the other models
             self.profile_errors[name] = f"unreadable reference profile: {exc}"
             return
         if profile is None:

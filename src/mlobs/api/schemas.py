@@ -16,6 +16,8 @@ from mlobs.monitoring.records import PredictionRecord
 
 ModelName = Literal["fraud", "price", "churn"]
 MAX_CATEGORY_LENGTH = 200
+# No NUL characters: PostgreSQL's text and JSONB cannot store them, and no real value has one.
+NO_NUL = r"^[^\x00]*$"
 
 
 def _whole(v: float | None) -> float | None:
@@ -31,6 +33,7 @@ def _field(f: FeatureSpec) -> Any:
             Field(
                 strict=True,
                 max_length=MAX_CATEGORY_LENGTH,
+                pattern=NO_NUL,
                 description=(
                     f"{f.description}. Known: {', '.join(f.categories)}; any other string is "
                     "accepted and treated as unseen. null = missing."
@@ -405,8 +408,8 @@ class AlertSummaryOut(BaseModel):
 
 class AlertActionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    by: str = Field("anonymous", max_length=200, description="Who acts.")
-    note: str | None = Field(None, max_length=2000, description="Why (optional).")
+    by: str = Field("anonymous", max_length=200, pattern=NO_NUL, description="Who acts.")
+    note: str | None = Field(None, max_length=2000, pattern=NO_NUL, description="Why (optional).")
 
 
 # --------------------------------------------------------------------------------------- silences
@@ -425,13 +428,15 @@ class SilenceIn(BaseModel):
         },
     )  # fmt: skip
     model_name: ModelName | None = Field(None, description="Matcher on the model.")
-    alert_type: str | None = Field(None, max_length=48, description="Matcher on the alert type.")
+    alert_type: str | None = Field(
+        None, max_length=48, pattern=NO_NUL, description="Matcher on the alert type."
+    )
     starts_at: AwareDatetime | None = Field(None, description="Default: now.")
     ends_at: AwareDatetime | None = Field(None, description="When the silence ends.")
     duration_seconds: float | None = Field(None, gt=0, le=366 * 86400,
                                            description="Instead of ends_at.")  # fmt: skip
-    created_by: str = Field(min_length=1, max_length=200)
-    comment: str = Field(min_length=1, max_length=2000)
+    created_by: str = Field(min_length=1, max_length=200, pattern=NO_NUL)
+    comment: str = Field(min_length=1, max_length=2000, pattern=NO_NUL)
 
 
 class SilenceOut(BaseModel):

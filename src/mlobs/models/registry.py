@@ -19,6 +19,11 @@ class ModelRegistry:
     errors: dict[str, str] = field(default_factory=dict)
 
     @classmethod
+    def loading(cls, names: tuple[str, ...] = MODEL_NAMES) -> ModelRegistry:
+        """The registry before loading finishes: every model answers "loading" (a 503)."""
+        return cls(errors=dict.fromkeys(names, "loading"))
+
+    @classmethod
     def load(cls, model_dir: Path, names: tuple[str, ...] = MODEL_NAMES) -> ModelRegistry:
         """Load every named model that can be loaded; record the reason for each that cannot."""
         reg = cls()
@@ -27,8 +32,8 @@ class ModelRegistry:
                 reg.models[name] = load_model(model_dir, name)
             except FileNotFoundError:
                 reg.errors[name] = f"not trained: no artifacts under {Path(model_dir) / name}"
-            except (ValueError, KeyError, OSError) as exc:
-                reg.errors[name] = f"unreadable artifacts: {exc}"
+            except Exception as exc:  # a library's own error (LightGBMError, ...) included
+                reg.errors[name] = f"unreadable artifacts: {type(exc).__name__}: {exc}"
         return reg
 
     def get(self, name: str) -> TabularModel:

@@ -69,8 +69,10 @@ class DriftConfig:
 
 
 def profile_version(profile: ReferenceProfile) -> str:
+    """Creation time, then a content hash: versions order by age, so a process can tell whether
+    the open window was counted on an older reference (discard it) or a newer one (reload)."""
     blob = json.dumps(profile.to_dict(), sort_keys=True).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]
+    return f"{profile.created_at}/{hashlib.sha256(blob).hexdigest()[:12]}"
 
 
 @dataclass
@@ -90,9 +92,11 @@ class DriftMonitor:
         *,
         clock: Callable[[], datetime],
         listeners: Sequence[DriftListener] = (),
+        reload_profile: Callable[[str], ReferenceProfile | None] = lambda name: None,
     ) -> None:
         self.store, self.metrics, self.config, self.clock = store, metrics, config, clock
         self.listeners = list(listeners)
+        self.reload_profile = reload_profile
         self._models: dict[str, _ModelState] = {}
 
     # ------------------------------------------------------------------ profiles
@@ -138,6 +142,7 @@ class DriftMonitor:
         evaluate those this call closed. Returns the results it produced."""
         results = []
         for model_name, state in list(self._models.items()):
+            state = self._align(model_name, state)
             with state.lock:
                 delta = state.live.take()
             now = self.clock()
@@ -164,6 +169,25 @@ class DriftMonitor:
             if self._due(window, now) and self.store.close(window.id, now):
                 results.append(self._evaluate_closed(model_name, state, window.id, now))
         return results
+
+    def _align(self, model_name: str, state: _ModelState) -> _ModelState:
+        """Make this process and the open window agree on the reference profile: a window
+        counted on an older profile is discarded (its bins no longer apply); when the window is
+        on a newer profile (another process replaced it), this process reloads the profile."""
+        open_window = self.store.open_window(model_name)
+        if open_window is None or open_window.profile_version == state.version:
+            return state
+        if open_window.profile_version < state.version:
+            if self.store.discard(open_window.id, self.clock()):
+                log.info("%s: window %d discarded: counted on an older reference profile",
+                         model_name, open_window.id)  # fmt: skip
+            return state
+        fresh = self.reload_profile(model_name)
+        if fresh is not None and profile_version(fresh) != state.version:
+            log.info("%s: reference profile replaced elsewhere; reloaded", model_name)
+            self.set_profile(fresh)
+            return self._models[model_name]
+        return state
 
     def _due(self, window: WindowInfo, now: datetime) -> bool:
         if window.n_rows >= self.config.window_size:

@@ -153,6 +153,15 @@ class DriftRepository:
             )
             return res.rowcount == 1
 
+    def discard(self, window_id: int, now: datetime) -> bool:
+        with self.engine.begin() as conn:
+            res = conn.execute(
+                update(drift_windows)
+                .where(drift_windows.c.id == window_id, drift_windows.c.status == "open")
+                .values(status="discarded", closed_at=now)
+            )
+            return res.rowcount == 1
+
     def read_counts(self, window_id: int, profile: ReferenceProfile) -> WindowCounts:
         out = WindowCounts.empty(profile)
         with self.engine.connect() as conn:

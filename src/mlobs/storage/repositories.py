@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Engine, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from mlobs.monitoring.records import PredictionRecord
 from mlobs.storage.db import utc
@@ -35,8 +36,12 @@ class PredictionRepository:
             }
             for r in records
         ]
+        # A retried batch may hold rows that did commit (the acknowledgement was lost): the
+        # primary key already stored is the same prediction, so it is skipped, not an error.
+        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
+        stmt = dialect.insert(predictions).on_conflict_do_nothing(index_elements=["id"])
         with self.engine.begin() as conn:
-            conn.execute(insert(predictions), rows)
+            conn.execute(stmt, rows)
 
     def get(self, prediction_id: str) -> PredictionRecord | None:
         with self.engine.connect() as conn:

@@ -54,7 +54,7 @@ drift_windows = Table(
     Column("model_name", String(32), nullable=False),
     Column("seq", Integer, nullable=False),
     Column("profile_version", String(64), nullable=False),
-    Column("status", String(16), nullable=False),  # open | closed
+    Column("status", String(16), nullable=False),  # open | closed | discarded
     Column("opened_at", DateTime(timezone=True), nullable=False),
     Column("closed_at", DateTime(timezone=True), nullable=True),
     Column("n_rows", BigInteger, nullable=False, default=0),

@@ -139,3 +139,29 @@ def test_bad_input(client: TestClient) -> None:
     amount = r.json()["drift"]["features"]["amount"]
     assert amount["score"] is None and amount["status"] == "insufficient_data"
     assert amount["reason"] == "no non-missing values"
+
+
+def test_live_monitoring_goes_on_after_the_reference_is_replaced(
+    app_factory: Callable[..., TestClient], db_url: str
+) -> None:
+    client = app_factory(database_url=db_url, drift_window_size=500, drift_flush_interval=0.1)
+    before = sample_records("churn", 100, seed=12)
+    assert (
+        client.post("/predict/batch", json={"model_name": "churn", "records": before}).status_code
+        == 200
+    )
+    time.sleep(0.5)  # counted into a window on the old reference
+    shifted = _drifted("churn", 300, 0.6)
+    assert client.post("/monitoring/reference/churn", json={"records": shifted}).status_code == 200
+    more = _drifted("churn", 520, 0.6, seed=13)
+    assert (
+        client.post("/predict/batch", json={"model_name": "churn", "records": more}).status_code
+        == 200
+    )
+    deadline = time.monotonic() + 20
+    while not client.get("/monitoring/drift/history/churn").json()["results"]:
+        assert time.monotonic() < deadline, "no window evaluated after the reference changed"
+        time.sleep(0.1)
+    result = client.get("/monitoring/drift/history/churn").json()["results"][0]
+    # Only rows counted on the new reference, which they resemble: no dataset drift.
+    assert result["n_rows"] == 520 and not result["dataset_drift"]

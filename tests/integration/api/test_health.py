@@ -77,3 +77,17 @@ def test_openapi_documents_schemas_examples_and_errors(client: TestClient) -> No
     assert hour["minimum"] == 0 and hour["maximum"] == 23 and hour["multipleOf"] == 1
     assert doc["paths"]["/predictions/{prediction_id}"]["get"]["responses"]["404"]
     assert client.get("/docs").status_code == 200 and client.get("/redoc").status_code == 200
+
+
+def test_database_away_degrades_but_predictions_are_served_and_reads_say_503(
+    app_factory: Callable[..., TestClient],
+) -> None:
+    client = app_factory(database_url="postgresql+psycopg://postgres@127.0.0.1:1/nowhere")
+    body = client.get("/health").json()
+    assert body["status"] == "degraded" and body["database"] == "unreachable"
+    assert client.get("/health/ready").status_code == 200
+    assert client.post("/predict/fraud", json=sample_records("fraud", 1)[0]).status_code == 200
+    for path in ("/monitoring/alerts", "/monitoring/silences", "/monitoring/alerts/summary"):
+        r = client.get(path)
+        assert r.status_code == 503, path
+        assert r.json()["detail"][0]["type"] == "unavailable" and r.headers["retry-after"]

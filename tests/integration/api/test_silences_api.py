@@ -77,3 +77,24 @@ def test_bad_silences(client: TestClient) -> None:
         assert loc in [e["loc"] for e in r.json()["detail"]], (body, r.json())
     assert client.get("/monitoring/silences/nope").status_code == 404
     assert client.delete("/monitoring/silences/nope").status_code == 404
+
+
+def test_offsets_are_stored_as_utc_and_far_ends_are_refused(client: TestClient) -> None:
+    r = client.post("/monitoring/silences", json={
+        "model_name": "churn", "starts_at": "2030-01-01T05:00:00+05:00",
+        "ends_at": "2030-01-01T07:00:00+05:00", "created_by": "a", "comment": "c",
+    })  # fmt: skip
+    assert r.status_code == 201
+    got = client.get(f"/monitoring/silences/{r.json()['id']}").json()
+    assert got["starts_at"].startswith("2030-01-01T00:00:00")
+    assert got["ends_at"].startswith("2030-01-01T02:00:00")
+    far = client.post("/monitoring/silences", json={
+        "model_name": "churn", "starts_at": "9999-12-31T23:00:00Z", "duration_seconds": 86400,
+        "created_by": "a", "comment": "c",
+    })  # fmt: skip
+    assert far.status_code == 422 and far.json()["detail"][0]["loc"] == ["body", "duration_seconds"]
+    nul = client.post("/monitoring/silences", json={
+        "model_name": "churn", "duration_seconds": 60, "created_by": "a\x00", "comment": "c",
+    })  # fmt: skip
+    assert nul.status_code == 422
+    assert client.get("/monitoring/alerts", params={"offset": 10**20}).status_code == 422

@@ -108,6 +108,7 @@ def test_registry_loads_what_it_can_and_says_why_not(model_dir: Path, tmp_path: 
 
     shutil.copytree(model_dir / "price", tmp_path / "price")
     shutil.copytree(model_dir / "fraud", tmp_path / "fraud")
+    shutil.copytree(model_dir / "churn", tmp_path / "broken" / "churn")
     meta = json.loads((tmp_path / "fraud" / "metadata.json").read_text())
     (tmp_path / "fraud" / "model.ubj").write_bytes(b"garbage")
     (tmp_path / "fraud" / "metadata.json").write_text(json.dumps(meta))
@@ -121,6 +122,14 @@ def test_registry_loads_what_it_can_and_says_why_not(model_dir: Path, tmp_path: 
     with pytest.raises(NotFound):
         reg.get("nope")
     assert reg.get("price").name == "price"
+    # A library's own error type (here LightGBM's) is recorded like any other.
+    shutil.copytree(model_dir / "price", tmp_path / "broken" / "price")
+    (tmp_path / "broken" / "price" / "model.txt").write_text("not a model")
+    broken = ModelRegistry.load(tmp_path / "broken")
+    assert "price" in broken.errors and list(broken.models) == ["churn"]
+    # Before loading finishes every model answers "loading" (a 503), not "unknown" (a 404).
+    with pytest.raises(ModelNotLoaded, match="loading"):
+        ModelRegistry.loading().get("fraud")
 
 
 def test_training_needs_every_column() -> None:

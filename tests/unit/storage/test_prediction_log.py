@@ -132,3 +132,26 @@ def test_batch_sizes(tmp_path: object, batch: int) -> None:
         plog.submit(make_record())
     assert plog.stop() == 0 and repo.count() == 30
     engine.dispose()
+
+
+def test_a_row_the_database_refuses_is_isolated_and_counted_not_blocking(db_url: str) -> None:
+    """A NUL character passes SQLite but PostgreSQL's JSONB refuses it; a duplicate id (a retried
+    batch that had committed) is skipped. Neither blocks the rows around it."""
+    engine = make_engine(db_url)
+    migrate(engine)
+    repo, registry = PredictionRepository(engine), CollectorRegistry()
+    plog = PredictionLog(repo, Metrics(registry), batch_size=50, flush_interval=0.01)
+    stored_before = make_record()
+    repo.insert_many([stored_before])
+    plog.start()
+    good = [make_record() for _ in range(20)]
+    bad = make_record("churn", features={"channel": "a\x00b"})
+    for r in [*good[:10], bad, stored_before, *good[10:]]:
+        plog.submit(r)
+    assert plog.stop() == 0
+    assert repo.count() == 21 + (1 if engine.dialect.name == "sqlite" else 0)
+    dropped = registry.get_sample_value(
+        "mlobs_prediction_log_dropped_total", {"model_name": "churn"}
+    )
+    assert (dropped or 0) == (0 if engine.dialect.name == "sqlite" else 1)
+    engine.dispose()

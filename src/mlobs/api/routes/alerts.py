@@ -24,7 +24,7 @@ def list_alerts(
     model: Annotated[str | None, Query(max_length=32)] = None,
     alert_type: Annotated[str | None, Query(alias="type", max_length=48)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
 ) -> AlertListOut:
     """Alerts, newest first, filtered by status, severity, model and type, in pages."""
     f = AlertFilter(status, severity, model, alert_type, limit, offset)

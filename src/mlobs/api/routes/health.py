@@ -22,7 +22,7 @@ def _health(rt: Runtime) -> HealthOut:
         if name in rt.models.models:
             models[name] = ModelHealth(loaded=True, version=rt.models.models[name].version)
         else:
-            error = "loading" if loading else rt.models.errors.get(name, "not loaded")
+            error = rt.models.errors.get(name, "loading" if loading else "not loaded")
             models[name] = ModelHealth(loaded=False, error=error)
             reasons.append(f"model {name}: {error}")
     for name, reason in rt.profile_errors.items():

@@ -125,7 +125,10 @@ def replace_reference(model: str, body: ReferenceIn, rt: RuntimeDep) -> Referenc
         raise InvalidInput(
             ("body", "records"), f"a reference needs at least 100 records, got {len(frame)}"
         )
-    profile = profile_for_model(m, frame)
+    try:
+        profile = profile_for_model(m, frame)
+    except ValueError as exc:  # e.g. a column with no values at all cannot be a reference
+        raise InvalidInput(("body", "records"), str(exc)) from None
     save_profile(profile, rt.settings.model_dir)
     rt.drift.set_profile(profile)
     return ReferenceOut(

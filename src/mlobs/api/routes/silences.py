@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import timedelta, timezone
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
@@ -40,10 +40,18 @@ def create_silence(body: SilenceIn, rt: RuntimeDep) -> SilenceOut:
     """Silence alerts matching the model and/or alert type from ``starts_at`` to ``ends_at``:
     they are still recorded and counted, but not notified."""
     now = rt.clock()
-    starts = body.starts_at or now
+    # Stored as UTC: SQLite keeps no offset, so a +05:00 time would otherwise move by 5 hours.
+    starts = (body.starts_at or now).astimezone(timezone.utc)
     if (body.ends_at is None) == (body.duration_seconds is None):
         raise InvalidInput(("body", "ends_at"), "give exactly one of ends_at and duration_seconds")
-    ends = body.ends_at or starts + timedelta(seconds=body.duration_seconds or 0)
+    try:
+        ends = (body.ends_at or starts + timedelta(seconds=body.duration_seconds or 0)).astimezone(
+            timezone.utc
+        )
+    except OverflowError:
+        raise InvalidInput(
+            ("body", "duration_seconds"), "the silence would end after year 9999"
+        ) from None
     problems = validate(body.model_name, body.alert_type, starts, ends, list(DATASETS))
     if problems:
         field, reason = problems[0]
