@@ -99,6 +99,16 @@ class DriftRepository:
 
     def _open_new(self, model_name: str, profile_version: str, now: datetime) -> None:
         with self.engine.begin() as conn:
+            # Re-checked in the same transaction as the insert: a process that reads no open
+            # window here reads the same highest seq as any rival, and the unique (model, seq)
+            # makes the slower insert fail instead of opening a second window.
+            already = conn.execute(
+                select(drift_windows.c.id).where(
+                    drift_windows.c.model_name == model_name, drift_windows.c.status == "open"
+                )
+            ).first()
+            if already is not None:
+                return
             last = conn.execute(
                 select(drift_windows.c.seq)
                 .where(drift_windows.c.model_name == model_name)

@@ -109,3 +109,18 @@ def test_concurrent_closers_close_once(db_url: str) -> None:
     # Another reference profile's counts are refused while this window is open.
     assert repo.add_counts("churn", "v2", delta, now) is None
     engine.dispose()
+
+
+def test_opening_twice_keeps_one_open_window(db_url: str) -> None:
+    engine = make_engine(db_url)
+    migrate(engine)
+    repo = DriftRepository(engine)
+    now = datetime.now(timezone.utc)
+    repo._open_new("fraud", "v1", now)
+    repo._open_new("fraud", "v1", now)
+    with engine.connect() as conn:
+        open_count = conn.execute(
+            select(func.count()).select_from(drift_windows).where(drift_windows.c.status == "open")
+        ).scalar_one()
+    engine.dispose()
+    assert open_count == 1
