@@ -33,6 +33,10 @@ from mlobs.storage.tables import alert_events, alerts
 SYSTEM = "mlobs"
 
 
+class _Raced(Exception):
+    """The row changed between our read and our guarded update: roll back and read again."""
+
+
 def _alert(row: Any, events: tuple[AlertEvent, ...] = ()) -> Alert:
     m = row._mapping
     return Alert(
@@ -96,29 +100,59 @@ class AlertRepository:
                             values |= {"severity": signal.severity,
                                        "alert_type": signal.alert_type,
                                        "threshold": signal.threshold}  # fmt: skip
-                        conn.execute(update(alerts).where(alerts.c.id == alert_id).values(**values))
+                        # Guarded on the alert still being open with the state we read (SQLite
+                        # takes no row lock): a resolve in between makes this a retry instead.
+                        res = conn.execute(
+                            update(alerts)
+                            .where(alerts.c.id == alert_id,
+                                   alerts.c.open_key == signal.fingerprint,
+                                   alerts.c.state == row.state)
+                            .values(**values)
+                        )  # fmt: skip
+                        if res.rowcount != 1:
+                            raise _Raced
                         kind = "escalated" if escalate else "repeated"
                         self._event(conn, alert_id, kind, at, severity=signal.severity,
                                     value=signal.value)  # fmt: skip
                 return self.get(alert_id), kind
-            except IntegrityError:
-                continue  # another process opened this fingerprint first: repeat it instead
+            except (IntegrityError, _Raced):
+                continue  # another writer got there first: read again and repeat or open
         raise RuntimeError(f"could not record alert {signal.fingerprint} after 10 tries")
 
     def clear(self, fingerprint: str, at: datetime, resolve_after: int) -> Alert | None:
+        for _ in range(10):
+            try:
+                return self._clear_once(fingerprint, at, resolve_after)
+            except _Raced:
+                continue  # a repeat, an operator or another process changed it: read again
+        raise RuntimeError(f"could not clear alert {fingerprint} after 10 tries")
+
+    def _clear_once(self, fingerprint: str, at: datetime, resolve_after: int) -> Alert | None:
         with self.engine.begin() as conn:
             row = self._open(conn, fingerprint)
             if row is None:
                 return None
             clears = row.clear_count + 1
+            # Guarded on what was read: on SQLite nothing locks the row between read and write.
+            guard = (
+                alerts.c.id == row.id,
+                alerts.c.open_key == fingerprint,
+                alerts.c.state == row.state,
+                alerts.c.clear_count == row.clear_count,
+                alerts.c.occurrences == row.occurrences,
+            )
             if clears < resolve_after:
-                conn.execute(update(alerts).where(alerts.c.id == row.id).values(clear_count=clears))
+                res = conn.execute(update(alerts).where(*guard).values(clear_count=clears))
+                if res.rowcount != 1:
+                    raise _Raced
                 return None
             note = f"condition clear for {clears} consecutive evaluations"
-            conn.execute(update(alerts).where(alerts.c.id == row.id).values(
+            res = conn.execute(update(alerts).where(*guard).values(
                 clear_count=clears, state="resolved", open_key=None, resolved_by=SYSTEM,
                 resolved_at=at, updated_at=at, note=note,
             ))  # fmt: skip
+            if res.rowcount != 1:
+                raise _Raced
             self._event(conn, row.id, "resolved", at, by=SYSTEM, note=note)
             alert_id = row.id
         return self.get(alert_id)

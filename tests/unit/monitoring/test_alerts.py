@@ -237,3 +237,53 @@ def _quality(missing: float) -> QualityReport:
         duplicate_status="ok",
         features={"amount": FeatureQuality("amount", missing, "ok")},
     )  # fmt: skip
+
+
+def test_racing_evaluations_and_operators_keep_every_alert_consistent(db_url: str) -> None:
+    """Firing, clearing and resolving by hand from several threads at once: every alert ends up
+    resolved at most once, and only resolved alerts have given up their fingerprint."""
+    managers = [_manager(db_url, resolve_after=2)[0] for _ in range(3)]
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def evaluate(m: AlertManager, firing_every: int) -> None:
+        try:
+            for i in range(40):
+                m.apply(drift(0.25 if i % firing_every == 0 else 0.0, "fraud"))
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    def operate(m: AlertManager) -> None:
+        try:
+            while not stop.is_set():
+                for a in m.store.list(AlertFilter(state="active"))[0]:
+                    try:
+                        m.resolve(a.id, "ann", "by hand")
+                    except InvalidTransition:
+                        pass
+        except BaseException as exc:
+            errors.append(exc)
+
+    workers = [threading.Thread(target=evaluate, args=(managers[0], 2)),
+               threading.Thread(target=evaluate, args=(managers[1], 3))]  # fmt: skip
+    operator = threading.Thread(target=operate, args=(managers[2],))
+    operator.start()
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    stop.set()
+    operator.join()
+    assert not errors, errors
+    alerts, total = managers[0].store.list(AlertFilter(limit=500))
+    assert total >= 1
+    open_alerts = [a for a in alerts if a.state != "resolved"]
+    assert len(open_alerts) <= 1
+    for a in alerts:
+        full = managers[0].store.get(a.id)
+        kinds = [e.kind for e in full.events]
+        assert kinds[0] == "opened" and kinds.count("resolved") == (
+            1 if a.state == "resolved" else 0
+        )
+        if a.state == "resolved":
+            assert kinds[-1] == "resolved" and full.resolved_by in ("ann", "mlobs")
