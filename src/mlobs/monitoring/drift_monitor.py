@@ -50,6 +50,7 @@ class DriftConfig:
     js_threshold_warning: float = 0.1
     js_threshold_critical: float = 0.2
     drift_share_threshold: float = 0.3
+    closing_timeout: float = 60.0
     numeric_method: NumericMethod = "psi"
     categorical_method: CategoricalMethod = "jensenshannon"
     quality: QualityThresholds = field(default_factory=QualityThresholds)
@@ -139,35 +140,53 @@ class DriftMonitor:
 
     def flush(self) -> list[DriftResult]:
         """Push this process's counts to the shared windows, close the windows that are due, and
-        evaluate those this call closed. Returns the results it produced."""
+        evaluate those this call closed (or reclaimed: a window whose evaluator failed is taken
+        up again after ``closing_timeout`` seconds). Returns the results it produced."""
         results = []
-        for model_name, state in list(self._models.items()):
-            state = self._align(model_name, state)
-            with state.lock:
-                delta = state.live.take()
-            now = self.clock()
-            window: WindowInfo | None
-            if delta.n_rows:
-                try:
-                    window = self.store.add_counts(model_name, state.version, delta, now)
-                except Exception:
-                    with state.lock:  # keep the counts for the next flush
-                        state.live.restore(delta)
-                    raise
-                if window is None:
-                    log.warning(
-                        "%s: open window was counted on another reference profile; "
-                        "%d rows of this process dropped from drift counts",
-                        model_name, delta.n_rows,
-                    )  # fmt: skip
-                    continue
-            else:
-                window = self.store.open_window(model_name)
-            if window is None or window.profile_version != state.version:
-                continue
+        failures = []
+        for model_name in list(self._models):
+            try:
+                results.extend(self._flush_model(model_name))
+            except Exception as exc:  # one model's failure does not stop the others
+                failures.append(exc)
+        if failures:
+            raise failures[0]
+        return results
+
+    def _flush_model(self, model_name: str) -> list[DriftResult]:
+        state = self._align(model_name, self._models[model_name])
+        with state.lock:
+            delta = state.live.take()
+        now = self.clock()
+        window: WindowInfo | None
+        if delta.n_rows:
+            try:
+                window = self.store.add_counts(model_name, state.version, delta, now)
+            except Exception:
+                with state.lock:  # keep the counts for the next flush
+                    state.live.restore(delta)
+                raise
+            if window is None:
+                log.warning(
+                    "%s: open window was counted on another reference profile; "
+                    "%d rows of this process dropped from drift counts",
+                    model_name, delta.n_rows,
+                )  # fmt: skip
+                return []
+        else:
+            window = self.store.open_window(model_name)
+        to_evaluate = self.store.reclaim_stale(
+            model_name, now - timedelta(seconds=self.config.closing_timeout), now
+        )
+        if window is not None and window.profile_version == state.version:
             self.metrics.window_rows.labels(model_name).set(window.n_rows)
             if self._due(window, now) and self.store.close(window.id, now):
-                results.append(self._evaluate_closed(model_name, state, window.id, now))
+                to_evaluate.append(window.id)
+        results = []
+        for window_id in to_evaluate:
+            result = self._evaluate_closed(model_name, state, window_id, now)
+            if result is not None:
+                results.append(result)
         return results
 
     def _align(self, model_name: str, state: _ModelState) -> _ModelState:
@@ -197,12 +216,13 @@ class DriftMonitor:
 
     def _evaluate_closed(
         self, model_name: str, state: _ModelState, window_id: int, now: datetime
-    ) -> DriftResult:
+    ) -> DriftResult | None:
         counts = self.store.read_counts(window_id, state.profile)
         report = self.config.detector(state.profile, self.config.min_samples).evaluate(counts)
         quality = assess(state.profile, counts, self.config.quality)
         result = self._result(model_name, "live", window_id, now, report, quality)
-        self.store.save_result(result)
+        if not self.store.save_result(result):
+            return None  # evaluated meanwhile by the process it was first handed to
         self._export(model_name, "live", report, quality)
         self.metrics.windows_evaluated.labels(model_name, report.status).inc()
         self._notify(model_name, "live", report, quality)

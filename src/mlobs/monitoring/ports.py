@@ -48,8 +48,12 @@ class WindowStore(Protocol):
     def open_window(self, model_name: str) -> WindowInfo | None: ...
 
     def close(self, window_id: int, now: datetime) -> bool:
-        """Close an open window; True only for the one caller whose update closed it, so that
-        each closed window is evaluated exactly once."""
+        """Move an open window to 'closing'; True only for the one caller whose update did it:
+        that caller evaluates it."""
+        ...
+
+    def reclaim_stale(self, model_name: str, before: datetime, now: datetime) -> list[int]:
+        """Windows stuck in 'closing' since before ``before``, each claimed by one caller."""
         ...
 
     def discard(self, window_id: int, now: datetime) -> bool:
@@ -58,7 +62,10 @@ class WindowStore(Protocol):
 
     def read_counts(self, window_id: int, profile: ReferenceProfile) -> WindowCounts: ...
 
-    def save_result(self, result: DriftResult) -> None: ...
+    def save_result(self, result: DriftResult) -> bool:
+        """Store a result (a live window's marks it 'closed' in the same transaction); False
+        when the window was evaluated already."""
+        ...
 
     def history(self, model_name: str, dataset_name: str, limit: int) -> list[DriftResult]: ...
 

@@ -159,9 +159,38 @@ class DriftRepository:
             res = conn.execute(
                 update(drift_windows)
                 .where(drift_windows.c.id == window_id, drift_windows.c.status == "open")
-                .values(status="closed", closed_at=now)
+                .values(status="closing", closed_at=now)
             )
             return res.rowcount == 1
+
+    def reclaim_stale(self, model_name: str, before: datetime, now: datetime) -> list[int]:
+        """Windows left in 'closing' since before ``before`` (their evaluator failed or died),
+        claimed by this caller: each is handed to exactly one caller, once per timeout."""
+        with self.engine.connect() as conn:
+            stale = (
+                conn.execute(
+                    select(drift_windows.c.id).where(
+                        drift_windows.c.model_name == model_name,
+                        drift_windows.c.status == "closing",
+                        drift_windows.c.closed_at < before,
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        claimed = []
+        for window_id in stale:
+            with self.engine.begin() as conn:
+                res = conn.execute(
+                    update(drift_windows)
+                    .where(drift_windows.c.id == window_id,
+                           drift_windows.c.status == "closing",
+                           drift_windows.c.closed_at < before)
+                    .values(closed_at=now)
+                )  # fmt: skip
+                if res.rowcount == 1:
+                    claimed.append(int(window_id))
+        return claimed
 
     def discard(self, window_id: int, now: datetime) -> bool:
         with self.engine.begin() as conn:
@@ -197,8 +226,19 @@ class DriftRepository:
 
     # ------------------------------------------------------------------ results
 
-    def save_result(self, result: DriftResult) -> None:
+    def save_result(self, result: DriftResult) -> bool:
+        """Store a result. For a live window, in the same transaction as marking the window
+        'closed': False (and nothing stored) when it was evaluated already."""
         with self.engine.begin() as conn:
+            if result.window_id is not None:
+                res = conn.execute(
+                    update(drift_windows)
+                    .where(drift_windows.c.id == result.window_id,
+                           drift_windows.c.status == "closing")
+                    .values(status="closed")
+                )  # fmt: skip
+                if res.rowcount != 1:
+                    return False
             conn.execute(
                 insert(drift_results).values(
                     model_name=result.model_name,
@@ -214,6 +254,7 @@ class DriftRepository:
                     quality=dict(result.quality) if result.quality is not None else None,
                 )
             )
+        return True
 
     def history(self, model_name: str, dataset_name: str, limit: int) -> list[DriftResult]:
         with self.engine.connect() as conn:

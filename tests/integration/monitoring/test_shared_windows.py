@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 import threading
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
@@ -124,3 +124,39 @@ def test_opening_twice_keeps_one_open_window(db_url: str) -> None:
         ).scalar_one()
     engine.dispose()
     assert open_count == 1
+
+
+def test_a_window_whose_evaluator_died_is_evaluated_once_later(db_url: str) -> None:
+    from prometheus_client import CollectorRegistry
+
+    from mlobs.monitoring.drift_monitor import DriftConfig, DriftMonitor, profile_version
+    from mlobs.monitoring.metrics import Metrics
+
+    engine = make_engine(db_url)
+    migrate(engine)
+    repo = DriftRepository(engine)
+    profile = _profile()
+    clock = {"now": datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)}
+    monitor = DriftMonitor(repo, Metrics(CollectorRegistry()),
+                           DriftConfig(window_size=100, min_samples=50, closing_timeout=30),
+                           clock=lambda: clock["now"])  # fmt: skip
+    monitor.set_profile(profile)
+    live = LiveWindow(profile)
+    for rec in sample_records("churn", 120, seed=3):
+        live.add(rec, 0.4)
+    window = repo.add_counts("churn", profile_version(profile), live.take(), clock["now"])
+    assert window is not None
+    assert repo.close(window.id, clock["now"])  # claimed by a process that then died
+    assert monitor.flush() == []  # not stale yet: left to its claimer
+    clock["now"] += timedelta(seconds=31)
+    results = monitor.flush()
+    assert [r.window_id for r in results] == [window.id] and results[0].n_rows == 120
+    clock["now"] += timedelta(seconds=31)
+    assert monitor.flush() == []  # evaluated once: never again
+    with engine.connect() as conn:
+        status = conn.execute(
+            select(drift_windows.c.status).where(drift_windows.c.id == window.id)
+        ).scalar_one()
+        n_results = conn.execute(select(func.count()).select_from(drift_results)).scalar_one()
+    engine.dispose()
+    assert status == "closed" and n_results == 1
