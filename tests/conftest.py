@@ -122,6 +122,7 @@ def app_factory(
 
 
 @pytest.fixture
-def client(app_factory: Callable[..., TestClient], db_url: str) -> TestClient:
+def client(db_url: str, app_factory: Callable[..., TestClient]) -> TestClient:
+    # db_url comes first so that it is torn down last: apps flush to their database on exit.
     """A ready app on SQLite and on PostgreSQL."""
     return app_factory(database_url=db_url)

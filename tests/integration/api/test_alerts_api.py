@@ -32,7 +32,7 @@ def _wait_alerts(client: TestClient, **params: str) -> list[dict[str, Any]]:
 
 
 def test_live_drift_raises_one_alert_that_escalates_and_is_handled(
-    app_factory: Callable[..., TestClient], db_url: str
+    db_url: str, app_factory: Callable[..., TestClient]
 ) -> None:
     client = app_factory(database_url=db_url, drift_window_size=500, drift_flush_interval=0.1)
     r = client.post(
@@ -46,9 +46,13 @@ def test_live_drift_raises_one_alert_that_escalates_and_is_handled(
     assert alert["status"] == "active" and alert["scope"] == "live"
     assert alert["value"] > 0.3 and "drifted:" in alert["message"]
     metric = client.app.state.runtime.registry.get_sample_value  # type: ignore[attr-defined]
+    # The metrics follow the stored alert on the monitor's thread: wait for them, bounded.
+    deadline = time.monotonic() + 10
+    while metric("mlobs_active_alerts", {"model_name": "fraud"}) != 1:
+        assert time.monotonic() < deadline, "mlobs_active_alerts never reached 1"
+        time.sleep(0.05)
     assert metric("mlobs_alerts_total", {"model_name": "fraud", "alert_type": "drift_critical",
                                          "severity": "critical"}) == 1  # fmt: skip
-    assert metric("mlobs_active_alerts", {"model_name": "fraud"}) == 1
 
     aid = alert["id"]
     detail = client.get(f"/monitoring/alerts/{aid}").json()

@@ -47,7 +47,7 @@ def test_check_posted_records_without_and_with_drift(client: TestClient) -> None
 
 
 def test_live_windows_close_evaluate_and_show_in_status_history_and_metrics(
-    app_factory: Callable[..., TestClient], db_url: str
+    db_url: str, app_factory: Callable[..., TestClient]
 ) -> None:
     client = app_factory(database_url=db_url, drift_window_size=600, drift_min_samples=500,
                          drift_flush_interval=0.1)  # fmt: skip
@@ -61,6 +61,10 @@ def test_live_windows_close_evaluate_and_show_in_status_history_and_metrics(
         time.sleep(0.1)
     history = client.get("/monitoring/drift/history/price").json()["results"]
     assert len(history) == 1
+    # Metrics are set right after the result is stored, on the monitor's thread: wait, bounded.
+    while _metric(client, "mlobs_prediction_drift_score", {"model_name": "price"}) is None:
+        assert time.monotonic() < deadline, "drift metrics never set"
+        time.sleep(0.05)
     result = history[0]
     assert result["dataset_name"] == "live" and result["n_rows"] >= 600
     assert result["dataset_drift"] and result["report"]["drift_share"] >= 0.3
@@ -142,7 +146,7 @@ def test_bad_input(client: TestClient) -> None:
 
 
 def test_live_monitoring_goes_on_after_the_reference_is_replaced(
-    app_factory: Callable[..., TestClient], db_url: str
+    db_url: str, app_factory: Callable[..., TestClient]
 ) -> None:
     client = app_factory(database_url=db_url, drift_window_size=500, drift_flush_interval=0.1)
     before = sample_records("churn", 100, seed=12)

@@ -97,7 +97,7 @@ def test_batch_returns_one_result_per_record_and_logs_each(client: TestClient) -
 
 
 def test_logged_equals_served_after_shutdown(
-    app_factory: Callable[..., TestClient], db_url: str
+    db_url: str, app_factory: Callable[..., TestClient]
 ) -> None:
     client = app_factory(database_url=db_url, log_batch_size=7)
     served = 0
@@ -189,7 +189,7 @@ def test_batch_errors_name_the_record_and_reject_the_whole_batch(client: TestCli
     assert r.status_code == 422 and ["body", "x"] in _error_locs(r)
 
 
-def test_over_limit_batch(app_factory: Callable[..., TestClient], db_url: str) -> None:
+def test_over_limit_batch(db_url: str, app_factory: Callable[..., TestClient]) -> None:
     client = app_factory(database_url=db_url, max_batch_records=4)
     records = sample_records("fraud", 5)
     r = client.post("/predict/batch", json={"model_name": "fraud", "records": records})
