@@ -154,14 +154,21 @@ class DriftRepository:
             return WindowInfo(**{**window.__dict__, "n_rows": window.n_rows + delta.n_rows})
         raise RuntimeError(f"could not add counts to a window of {model_name!r} after 20 tries")
 
-    def close(self, window_id: int, now: datetime) -> bool:
+    def _end_open(self, window_id: int, status: str, now: datetime) -> bool:
+        """Move an open window to ``status``; True only for the caller whose update did it."""
         with self.engine.begin() as conn:
             res = conn.execute(
                 update(drift_windows)
                 .where(drift_windows.c.id == window_id, drift_windows.c.status == "open")
-                .values(status="closing", closed_at=now)
+                .values(status=status, closed_at=now)
             )
             return res.rowcount == 1
+
+    def close(self, window_id: int, now: datetime) -> bool:
+        return self._end_open(window_id, "closing", now)
+
+    def discard(self, window_id: int, now: datetime) -> bool:
+        return self._end_open(window_id, "discarded", now)
 
     def reclaim_stale(self, model_name: str, before: datetime, now: datetime) -> list[int]:
         """Windows left in 'closing' since before ``before`` (their evaluator failed or died),
@@ -191,15 +198,6 @@ class DriftRepository:
                 if res.rowcount == 1:
                     claimed.append(int(window_id))
         return claimed
-
-    def discard(self, window_id: int, now: datetime) -> bool:
-        with self.engine.begin() as conn:
-            res = conn.execute(
-                update(drift_windows)
-                .where(drift_windows.c.id == window_id, drift_windows.c.status == "open")
-                .values(status="discarded", closed_at=now)
-            )
-            return res.rowcount == 1
 
     def read_counts(self, window_id: int, profile: ReferenceProfile) -> WindowCounts:
         out = WindowCounts.empty(profile)
