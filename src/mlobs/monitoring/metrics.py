@@ -145,3 +145,33 @@ class Metrics:
             "mlobs_notification_queue_depth", "Notifications waiting to be delivered.",
             registry=registry,
         )  # fmt: skip
+        # Ground truth and performance. Realized figures come from labelled predictions in the
+        # last performance window; estimated ones from predicted probabilities alone (CBPE).
+        self.labeled_predictions = Counter(
+            "mlobs_labeled_predictions", "Predictions that received a ground-truth label.",
+            ["model_name"], registry=registry,
+        )  # fmt: skip
+        self.model_performance = Gauge(
+            "mlobs_model_performance",
+            "Realized performance over the last window of labelled predictions.",
+            ["model_name", "metric"], registry=registry,
+        )  # fmt: skip
+        self.estimated_performance = Gauge(
+            "mlobs_estimated_performance",
+            "Label-free performance estimate (confidence-based) over the last window of predictions.",
+            ["model_name", "metric"], registry=registry,
+        )  # fmt: skip
+        self.performance_estimate_gap = Gauge(
+            "mlobs_performance_estimate_gap",
+            "Estimated minus realized performance over the same labelled predictions.",
+            ["model_name", "metric"], registry=registry,
+        )  # fmt: skip
+        self.concept_drift_statistic = Gauge(
+            "mlobs_concept_drift_statistic",
+            "The concept-drift detector's statistic over the error stream (alarm at its threshold).",
+            ["model_name"], registry=registry,
+        )  # fmt: skip
+        self.concept_drift_detected = Gauge(
+            "mlobs_concept_drift_detected", "1 while the concept-drift detector is in alarm.",
+            ["model_name"], registry=registry,
+        )  # fmt: skip
