@@ -73,6 +73,18 @@ class Settings(BaseSettings):
     drift_categorical_method: Literal["jensenshannon", "chi2"] = Field(
         "jensenshannon", description="Drift method for categorical features."
     )
+    performance_window_size: int = Field(
+        1_000, ge=10, description="Labels per performance window (realized figures, alerts)."
+    )
+    performance_min_labels: int = Field(
+        100, ge=1, description="Labels (or predictions, for the estimate) before figures are given."
+    )
+    performance_estimate_window: int = Field(
+        1_000, ge=10, description="Latest predictions the label-free performance estimate covers."
+    )
+    performance_estimate_interval: float = Field(
+        15.0, gt=0, description="Seconds between label-free estimates."
+    )
     alert_drift_warning_share: float = Field(
         0.2, gt=0, le=1, description="Drift share above which drift_detected (warning) opens."
     )

@@ -10,17 +10,19 @@ class MlobsError(Exception):
 class NotFound(MlobsError):
     """A named thing (model, prediction, alert, ...) does not exist."""
 
-    def __init__(self, kind: str, key: str) -> None:
+    def __init__(self, kind: str, key: str, *, loc: tuple[str | int, ...] = ()) -> None:
         super().__init__(f"{kind} {key!r} not found")
-        self.kind, self.key = kind, key
+        self.kind, self.key, self.loc = kind, key, loc
 
 
 class Conflict(MlobsError):
     """The request is valid but clashes with the current state."""
 
-    def __init__(self, message: str, *, current: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, current: str | None = None, loc: tuple[str | int, ...] = ()
+    ) -> None:
         super().__init__(message)
-        self.current = current
+        self.current, self.loc = current, loc
 
 
 class InvalidInput(MlobsError):

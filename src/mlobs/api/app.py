@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 
 from mlobs import __version__
 from mlobs.api import errors
-from mlobs.api.routes import alerts, health, monitoring, predictions, silences
+from mlobs.api.routes import alerts, feedback, health, monitoring, predictions, silences
 from mlobs.api.runtime import Runtime
 from mlobs.config import Settings, configure_logging
 
@@ -48,6 +48,7 @@ def create_app(
             {"name": "health", "description": "Liveness, readiness and model status."},
             {"name": "predictions", "description": "Predictions and the prediction log."},
             {"name": "monitoring", "description": "Drift, data quality, reference, metrics."},
+            {"name": "feedback", "description": "Late ground-truth labels."},
             {"name": "alerts", "description": "Alerts and their lifecycle."},
         ],
     )
@@ -56,6 +57,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(predictions.build_router(settings.max_batch_records))
     app.include_router(monitoring.router)
+    app.include_router(feedback.build_router(settings.max_batch_records))
     app.include_router(alerts.router)
     app.include_router(silences.router)
     return app

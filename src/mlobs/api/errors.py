@@ -38,11 +38,13 @@ def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
 def install(app: FastAPI) -> None:
     @app.exception_handler(NotFound)
     async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
-        return JSONResponse(error_body([exc.kind], str(exc), "not_found"), status_code=404)
+        return JSONResponse(
+            error_body(list(exc.loc) or [exc.kind], str(exc), "not_found"), status_code=404
+        )
 
     @app.exception_handler(Conflict)
     async def _conflict(_: Request, exc: Conflict) -> JSONResponse:
-        body = error_body([], str(exc), "conflict")
+        body = error_body(list(exc.loc), str(exc), "conflict")
         if exc.current is not None:
             body["current"] = exc.current
         return JSONResponse(body, status_code=409)

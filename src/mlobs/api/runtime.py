@@ -18,12 +18,14 @@ from mlobs.monitoring.alerts import Alert, AlertFilter, AlertManager, AlertRules
 from mlobs.monitoring.drift_monitor import DriftConfig, DriftMonitor
 from mlobs.monitoring.metrics import Metrics
 from mlobs.monitoring.notifications import Notifier
+from mlobs.monitoring.performance import PerformanceConfig, PerformanceMonitor
 from mlobs.monitoring.profiles import load_profile
 from mlobs.monitoring.service import PredictionService, utcnow
 from mlobs.monitoring.silences import Silencer
 from mlobs.storage.alert_repository import AlertRepository
 from mlobs.storage.db import make_engine, migrate
 from mlobs.storage.drift_repository import DriftRepository
+from mlobs.storage.feedback_repository import FeedbackRepository
 from mlobs.storage.prediction_log import PredictionLog
 from mlobs.storage.repositories import PredictionRepository
 from mlobs.storage.silence_repository import SilenceRepository
@@ -47,6 +49,7 @@ class Runtime:
     alerts: AlertManager
     silences: Silencer
     notifier: Notifier
+    performance: PerformanceMonitor
     models_ready: threading.Event = field(default_factory=threading.Event)
     startup_errors: list[str] = field(default_factory=list)
     profile_errors: dict[str, str] = field(default_factory=dict)
@@ -54,6 +57,7 @@ class Runtime:
     _flusher: threading.Thread | None = None
     _latency_checked: float = 0.0
     _resent: float = 0.0
+    _estimated: float = 0.0
 
     @classmethod
     def build(cls, settings: Settings, registry: CollectorRegistry) -> Runtime:
@@ -119,9 +123,21 @@ class Runtime:
             timeout=settings.notification_timeout,
         )
         alerts.listeners.append(notifier)
+        performance = PerformanceMonitor(
+            FeedbackRepository(engine),
+            metrics,
+            clock=utcnow,
+            models=lambda: service.models.models,
+            config=PerformanceConfig(
+                window_size=settings.performance_window_size,
+                min_labels=settings.performance_min_labels,
+                estimate_window=settings.performance_estimate_window,
+            ),
+        )
+        performance.listeners.append(alerts)
         return cls(
             settings, registry, metrics, engine, repo, plog, service, drift, alerts, silencer,
-            notifier,
+            notifier, performance,
         )  # fmt: skip
 
     def open_alerts(self) -> list[Alert]:
@@ -161,6 +177,21 @@ class Runtime:
     def _flush_loop(self) -> None:
         while not self._stop.wait(self.settings.drift_flush_interval):
             self.flush_drift()
+            self.process_labels()
+
+    def process_labels(self, full: bool | None = None) -> None:
+        """Consume new labels (every pass: cheap when there are none); every
+        ``performance_estimate_interval`` also a full evaluation pass and the label-free estimate."""
+        now = time.monotonic()
+        if full is None:
+            full = now - self._estimated >= self.settings.performance_estimate_interval
+        try:
+            self.performance.process(full=full)
+            if full:
+                self._estimated = now
+                self.performance.estimate_all()
+        except Exception as exc:  # the database may be away; labels wait for the next pass
+            log.warning("label processing failed: %s: %s", type(exc).__name__, exc)
 
     def flush_drift(self) -> None:
         try:
@@ -223,6 +254,7 @@ class Runtime:
         if self._flusher is not None:
             self._flusher.join(10)
         self.flush_drift()
+        self.process_labels(full=False)
         self.notifier.stop()
         lost = self.prediction_log.stop()
         if lost:

@@ -3,12 +3,24 @@ the models and the generator cannot disagree on a feature's name, kind or domain
 
 from __future__ import annotations
 
+import math
+import uuid
 from collections.abc import Mapping
 from datetime import datetime
 from types import MappingProxyType
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, create_model
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    create_model,
+)
 
 from mlobs.data.generator import DATASETS
 from mlobs.data.schema import DatasetSpec, FeatureSpec
@@ -453,3 +465,155 @@ class SilenceOut(BaseModel):
 
 class SilenceListOut(BaseModel):
     silences: list[SilenceOut]
+
+
+# --------------------------------------------------------------------------------------- feedback
+
+
+def _finite_number(v: bool | int | float) -> bool | int | float:
+    if not isinstance(v, bool) and not math.isfinite(v):
+        raise ValueError("must be a finite number")
+    return v
+
+
+Actual = Annotated[
+    StrictBool | StrictInt | StrictFloat,
+    AfterValidator(_finite_number),
+    Field(
+        description=(
+            "The ground truth: 0/1 or false/true for the classifiers (fraud, churn), "
+            "the sale price (a positive number) for price."
+        )
+    ),
+]
+
+
+class FeedbackIn(BaseModel):
+    """A late label for a served prediction."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"prediction_id": "3f0c1b9e-8a4f-4c2e-9a57-0d5f1f3b2c11", "actual": 1}]
+        },
+    )
+    prediction_id: uuid.UUID = Field(description="The `prediction_id` a /predict call returned.")
+    actual: Actual
+
+
+def feedback_batch_model(max_items: int) -> type[BaseModel]:
+    class FeedbackBatchIn(BaseModel):
+        """Labels for many predictions, stored all together or not at all."""
+
+        model_config = ConfigDict(extra="forbid")
+        items: list[FeedbackIn] = Field(
+            min_length=1,
+            max_length=max_items,
+            description=(
+                f"1 to {max_items} labels. Any item that is invalid, names an unknown prediction "
+                "or contradicts a stored label rejects the batch; loc names it: "
+                '["body", "items", <index>, <field>].'
+            ),
+        )
+
+    return FeedbackBatchIn
+
+
+class FeedbackOut(BaseModel):
+    prediction_id: str
+    model_name: str
+    model_version: str
+    actual: float
+    prediction: float
+    probability: float | None = None
+    status: Literal["recorded", "duplicate"] = Field(
+        description="`recorded`: stored now; `duplicate`: the same label was stored before "
+        "(a retry is safe and counted once)."
+    )
+
+
+class FeedbackBatchOut(BaseModel):
+    recorded: int
+    duplicates: int
+    items: list[FeedbackOut]
+
+
+class LabelOut(BaseModel):
+    prediction_id: str
+    model_name: str
+    model_version: str
+    actual: float
+    prediction: float
+    probability: float | None = None
+    predicted_at: datetime
+    received_at: datetime
+
+
+# ------------------------------------------------------------------------------------ performance
+
+
+class RealizedOut(BaseModel):
+    n_labels: int = Field(description="Labels the figures cover (the latest window_size).")
+    first_predicted_at: datetime
+    last_received_at: datetime
+    metrics: dict[str, float]
+    estimated_on_labelled: dict[str, float] = Field(
+        description="The label-free estimate over the same predictions (classifiers)."
+    )
+    estimate_gap: dict[str, float] = Field(description="Estimated minus realized, per metric.")
+
+
+class EstimatedOut(BaseModel):
+    n_predictions: int = Field(description="Latest logged predictions the estimate covers.")
+    metrics: dict[str, float]
+
+
+class LabelsOut(BaseModel):
+    total: int = Field(description="Labels consumed so far.")
+    window_size: int
+    min_labels: int
+    in_open_window: int
+    windows_evaluated: int
+
+
+class ConceptDriftOut(BaseModel):
+    detector: str
+    statistic: float
+    threshold: float
+    labels_seen: int = Field(description="Labels since the detector last started.")
+    alarms_in_open_windows: int
+
+
+class PerformanceWindowOut(BaseModel):
+    kind: Literal["labelled", "estimated"]
+    window_seq: int
+    model_version: str
+    created_at: datetime
+    n_rows: int
+    realized: dict[str, float] | None
+    estimated: dict[str, float] | None
+    concept: dict[str, Any] | None = None
+
+
+class PerformanceRuleOut(BaseModel):
+    metric: str
+    bound: float
+    direction: Literal["below", "above"] = Field(description="Alert when the metric goes ...")
+
+
+class PerformanceOut(BaseModel):
+    model_name: str
+    model_version: str
+    task: str
+    holdout: dict[str, float] = Field(description="Figures on the training holdout.")
+    realized: RealizedOut | None = Field(description="None below min_labels labels.")
+    estimated: EstimatedOut | None = Field(
+        description="Label-free estimate (classifiers only; None below min_labels predictions)."
+    )
+    labels: LabelsOut
+    concept_drift: ConceptDriftOut | None
+    alert_rule: PerformanceRuleOut | None
+    history: list[PerformanceWindowOut] = Field(
+        description="Completed label windows, newest first."
+    )
+    estimate_history: list[PerformanceWindowOut]

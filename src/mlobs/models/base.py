@@ -23,13 +23,29 @@ from sklearn.model_selection import train_test_split
 
 from mlobs.data.schema import DatasetSpec, Task
 from mlobs.models.preprocessing import FeatureSchema
+from mlobs.stats.estimation import (
+    Calibrator,
+    estimate_classification_metrics,
+    expected_calibration_error,
+    fit_calibrator,
+)
 
 FloatArray = np.ndarray
+
+# The share of a classifier's training split held out of fitting to calibrate its probabilities
+# (and to tune its decision threshold).
+CALIBRATION_SHARE = 0.2
 
 
 @dataclass(frozen=True)
 class ModelMetadata:
-    """What a trained model was built from and how well it did on its holdout."""
+    """What a trained model was built from and how well it did on its holdout.
+
+    Classifiers also record their probability calibration: ``calibration`` is the calibrator
+    (:meth:`Calibrator.to_dict`) fitted on a slice of the training split, or None when it did not
+    lower the expected calibration error on the holdout; ``calibration_ece`` holds that error for
+    the raw and the calibrated probabilities (``{"raw": ..., "calibrated": ...}``).
+    """
 
     model_name: str
     algorithm: str
@@ -42,12 +58,16 @@ class ModelMetadata:
     params: Mapping[str, Any]
     library_versions: Mapping[str, str]
     decision_threshold: float = 0.5
+    calibration: Mapping[str, Any] | None = None
+    calibration_ece: Mapping[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["holdout_metrics"] = dict(self.holdout_metrics)
         d["params"] = dict(self.params)
         d["library_versions"] = dict(self.library_versions)
+        d["calibration"] = None if self.calibration is None else dict(self.calibration)
+        d["calibration_ece"] = dict(self.calibration_ece)
         return d
 
     @classmethod
@@ -180,7 +200,13 @@ class TabularModel(ABC):
     # ------------------------------------------------------------------ training
 
     def fit(self, df: pd.DataFrame, *, seed: int = 0, holdout: float = 0.2) -> TrainingResult:
-        """Train on ``df`` (features and target) with a stratified holdout, and record metadata."""
+        """Train on ``df`` (features and target) with a stratified holdout, and record metadata.
+
+        A classifier's estimator is fitted on 80% of the training split; the other 20%
+        (``CALIBRATION_SHARE``, stratified) is its calibration slice, which fits the isotonic
+        calibrator and, with ``tune_threshold``, picks the decision threshold. The holdout then
+        judges the calibrator: it is kept only if it lowers the expected calibration error there.
+        """
         target = self.spec.target
         missing = [c for c in [*self.spec.feature_names, target] if c not in df.columns]
         if missing:
@@ -188,23 +214,31 @@ class TabularModel(ABC):
         stratify = df[target] if self.is_classifier else None
         train, test = train_test_split(df, test_size=holdout, random_state=seed, stratify=stratify)
         self.schema = FeatureSchema.fit(self.spec, train, impute=self.impute)
-        threshold = 0.5
-        if self.tune_threshold and self.is_classifier:
-            fit_part, val = train_test_split(
-                train, test_size=0.2, random_state=seed, stratify=train[target]
+        if not self.is_classifier:
+            self._fit_estimator(self.schema.transform(train), train[target].to_numpy(), seed)
+            scores = regression_metrics(
+                test[target].to_numpy(), self._raw_predict(self.schema.transform(test))
+            )
+            calibration: dict[str, Any] | None = None
+            ece: dict[str, float] = {}
+            threshold = 0.5
+        else:
+            fit_part, cal = train_test_split(
+                train, test_size=CALIBRATION_SHARE, random_state=seed, stratify=train[target]
             )
             self._fit_estimator(self.schema.transform(fit_part), fit_part[target].to_numpy(), seed)
-            threshold = best_f1_threshold(
-                val[target].to_numpy(), self._raw_predict(self.schema.transform(val))
-            )
-        else:
-            self._fit_estimator(self.schema.transform(train), train[target].to_numpy(), seed)
-        y = test[target].to_numpy()
-        out = self._raw_predict(self.schema.transform(test))
-        if self.is_classifier:
+            y_cal = cal[target].to_numpy()
+            raw_cal = self._raw_predict(self.schema.transform(cal))
+            threshold = best_f1_threshold(y_cal, raw_cal) if self.tune_threshold else 0.5
+            calibrator = fit_calibrator(raw_cal, y_cal)
+            y = test[target].to_numpy()
+            out = self._raw_predict(self.schema.transform(test))
             scores = classification_metrics(y, out, threshold)
-        else:
-            scores = regression_metrics(y, out)
+            ece = {
+                "raw": expected_calibration_error(y, out),
+                "calibrated": expected_calibration_error(y, calibrator.apply(out)),
+            }
+            calibration = calibrator.to_dict() if ece["calibrated"] < ece["raw"] else None
         digest = data_hash(df)
         versions = {m: str(importlib.import_module(m).__version__) for m in self.libraries}
         fingerprint = json.dumps([digest, self.algorithm, self.params, versions], sort_keys=True)
@@ -220,6 +254,8 @@ class TabularModel(ABC):
             params=dict(self.params),
             library_versions=versions,
             decision_threshold=threshold,
+            calibration=calibration,
+            calibration_ece=ece,
         )
         return TrainingResult(self.metadata, train, test)
 
@@ -248,6 +284,39 @@ class TabularModel(ABC):
     def predict_frame(self, df: pd.DataFrame) -> BatchPrediction:
         """Predict every row of a frame with the feature columns."""
         return self._batch(self._raw_predict(self._require_schema().transform(df)))
+
+    # ------------------------------------------------------------------ label-free estimation
+
+    def _require_classifier_metadata(self) -> ModelMetadata:
+        if not self.is_classifier:
+            raise TypeError(f"model {self.name!r} is a regressor: it has no probabilities")
+        if self.metadata is None:
+            raise RuntimeError(f"model {self.name!r} is not trained")
+        return self.metadata
+
+    def calibrate(self, proba: FloatArray) -> FloatArray:
+        """Calibrated positive-class probabilities for raw ones (the raw ones when training kept
+        no calibrator)."""
+        meta = self._require_classifier_metadata()
+        raw = np.asarray(proba, dtype=np.float64)
+        if meta.calibration is None:
+            return raw
+        return Calibrator.from_dict(meta.calibration).apply(raw)
+
+    def estimate_performance(self, proba_raw: FloatArray) -> dict[str, float]:
+        """Label-free expected accuracy, precision, recall, F1, ROC AUC and positive rate of this
+        classifier's predictions for raw probabilities ``proba_raw`` (see
+        :func:`mlobs.stats.estimation.estimate_classification_metrics`).
+
+        Raises:
+            TypeError: the model is a regressor.
+            RuntimeError: the model is not trained.
+            ValueError: ``proba_raw`` is empty or not probabilities.
+        """
+        meta = self._require_classifier_metadata()
+        raw = np.asarray(proba_raw, dtype=np.float64)
+        y_pred = (raw >= meta.decision_threshold).astype(np.float64)
+        return estimate_classification_metrics(self.calibrate(raw), y_pred, scores=raw)
 
     def _batch(self, raw: FloatArray) -> BatchPrediction:
         raw = np.asarray(raw, dtype=np.float64)

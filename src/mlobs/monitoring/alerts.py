@@ -123,6 +123,17 @@ class AlertRules:
     latency_p99_seconds: float = 0.5
     latency_severity: Severity = "warning"
     resolve_after: int = 3
+    # performance_degradation: a metric and a bound. Unset, the model's shipped default applies
+    # (SHIPPED_PERFORMANCE_RULES), else the seed's global ``accuracy < 0.8``. The bound is
+    # absolute (``performance_threshold``) or relative to the holdout figure: ``holdout - delta``
+    # for a higher-is-better metric (``+ delta`` for a lower-is-better one), or ``holdout x
+    # factor``.
+    performance_metric: str | None = None
+    performance_threshold: float | None = None
+    performance_holdout_delta: float | None = None
+    performance_holdout_factor: float | None = None
+    performance_severity: Severity = "warning"
+    concept_severity: Severity = "warning"
 
     def __post_init__(self) -> None:
         if not 0 < self.drift_warning_share <= self.drift_critical_share <= 1:
@@ -130,7 +141,12 @@ class AlertRules:
                 "need 0 < drift_warning_share <= drift_critical_share <= 1, got "
                 f"{self.drift_warning_share} and {self.drift_critical_share}"
             )
-        for name in ("quality_severity", "latency_severity"):
+        for name in (
+            "quality_severity",
+            "latency_severity",
+            "performance_severity",
+            "concept_severity",
+        ):
             if getattr(self, name) not in SEVERITY_RANK:
                 raise ValueError(f"{name} must be warning or critical, got {getattr(self, name)!r}")
         if self.resolve_after < 1:
@@ -184,6 +200,88 @@ class AlertRules:
             model_name, "latency", "predict", firing, "high_latency", self.latency_severity,
             p99_seconds, self.latency_p99_seconds, msg if firing else "",
         )  # fmt: skip
+
+    def performance_bound(
+        self, model_name: str, holdout: Mapping[str, float]
+    ) -> tuple[str, float] | None:
+        """(metric, bound) of the performance rule; None when its holdout figure is unknown."""
+        own = (
+            self.performance_metric, self.performance_threshold,
+            self.performance_holdout_delta, self.performance_holdout_factor,
+        )  # fmt: skip
+        rule: Mapping[str, Any]
+        if any(v is not None for v in own):
+            base = SHIPPED_PERFORMANCE_RULES.get(model_name, GLOBAL_PERFORMANCE_RULE)
+            metric = self.performance_metric or base["metric"]
+            rule = {"metric": metric}
+            if self.performance_threshold is not None:
+                rule["threshold"] = self.performance_threshold
+            elif self.performance_holdout_delta is not None:
+                rule["delta"] = self.performance_holdout_delta
+            elif self.performance_holdout_factor is not None:
+                rule["factor"] = self.performance_holdout_factor
+            elif metric == base["metric"]:
+                rule = base
+            else:
+                return None  # a metric without a bound: nothing to judge
+        else:
+            rule = SHIPPED_PERFORMANCE_RULES.get(model_name, GLOBAL_PERFORMANCE_RULE)
+        metric = str(rule["metric"])
+        if "threshold" in rule:
+            return metric, float(rule["threshold"])
+        if metric not in holdout:
+            return None
+        ref = float(holdout[metric])
+        if "delta" in rule:
+            delta = float(rule["delta"])
+            return metric, (ref + delta if metric in LOWER_IS_BETTER else ref - delta)
+        return metric, ref * float(rule["factor"])
+
+    def performance(
+        self, model_name: str, realized: Mapping[str, float], holdout: Mapping[str, float]
+    ) -> Signal | None:
+        bound = self.performance_bound(model_name, holdout)
+        if bound is None or bound[0] not in realized:
+            return None  # no verdict (e.g. ROC AUC of a window with one class)
+        metric, limit = bound
+        value = float(realized[metric])
+        lower = metric in LOWER_IS_BETTER
+        firing = value > limit if lower else value < limit
+        msg = (
+            f"{metric} {value:.4g} {'>' if lower else '<'} {limit:.4g}"
+            + (f" (holdout {holdout[metric]:.4g})" if metric in holdout else "")
+            if firing
+            else ""
+        )
+        return Signal(
+            model_name, "performance", metric, firing, "performance_degradation",
+            self.performance_severity, value, limit, msg,
+        )  # fmt: skip
+
+    def concept(
+        self, model_name: str, firing: bool, statistic: float, threshold: float, n: int
+    ) -> Signal:
+        msg = (
+            f"error stream shifted from the holdout baseline: detector statistic "
+            f"{statistic:.3g} >= {threshold:.3g} after {n} labels"
+            if firing
+            else ""
+        )
+        return Signal(
+            model_name, "concept", "labels", firing, "concept_drift", self.concept_severity,
+            statistic, threshold, msg,
+        )  # fmt: skip
+
+
+# Lower-is-better performance metrics (the rest are higher-is-better).
+LOWER_IS_BETTER = frozenset({"mae", "rmse", "mape", "log_loss"})
+# The seed's global default, and the shipped per-model defaults relative to the holdout figure.
+GLOBAL_PERFORMANCE_RULE: Mapping[str, Any] = {"metric": "accuracy", "threshold": 0.8}
+SHIPPED_PERFORMANCE_RULES: Mapping[str, Mapping[str, Any]] = {
+    "fraud": {"metric": "roc_auc", "delta": 0.05},
+    "churn": {"metric": "accuracy", "delta": 0.05},
+    "price": {"metric": "mae", "factor": 1.25},
+}
 
 
 @dataclass(frozen=True)
@@ -305,6 +403,19 @@ class AlertManager:
 
     def on_latency(self, model_name: str, p99_seconds: float) -> None:
         self.apply(self.rules_for(model_name).latency(model_name, p99_seconds))
+
+    # PerformanceListener
+    def on_performance(
+        self, model_name: str, realized: Mapping[str, float], holdout: Mapping[str, float]
+    ) -> None:
+        signal = self.rules_for(model_name).performance(model_name, realized, holdout)
+        if signal is not None:
+            self.apply(signal)
+
+    def on_concept_drift(
+        self, model_name: str, firing: bool, statistic: float, threshold: float, n: int
+    ) -> None:
+        self.apply(self.rules_for(model_name).concept(model_name, firing, statistic, threshold, n))
 
     # Operators
     def acknowledge(self, alert_id: str, by: str, note: str | None) -> Alert:

@@ -6,7 +6,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
-from mlobs.monitoring.records import DriftResult, PredictionRecord, WindowInfo
+from mlobs.monitoring.records import (
+    DriftResult,
+    LabelRecord,
+    PerformanceResult,
+    PredictionRecord,
+    TrackerState,
+    WindowInfo,
+)
 
 if TYPE_CHECKING:
     from mlobs.monitoring.drift_detector import DriftReport
@@ -76,3 +83,49 @@ class DriftListener(Protocol):
     def on_drift(self, model_name: str, dataset_name: str, report: DriftReport) -> None: ...
 
     def on_quality(self, model_name: str, dataset_name: str, report: QualityReport) -> None: ...
+
+
+class LabelStore(Protocol):
+    """Ground-truth labels, the per-model label trackers and performance results."""
+
+    def add(self, labels: Sequence[LabelRecord]) -> list[str]:
+        """Store labels in one transaction: ``recorded`` for each new one, ``duplicate`` for one
+        repeating a stored label with the same value. A stored label with another value raises
+        ``LabelConflict`` and nothing is stored."""
+        ...
+
+    def get(self, prediction_id: str) -> LabelRecord | None: ...
+
+    def tracker(self, model_name: str) -> TrackerState | None: ...
+
+    def unprocessed(self, model_name: str, limit: int) -> list[tuple[int, LabelRecord]]:
+        """Labels the tracker has not consumed yet, oldest first, with their row ids."""
+        ...
+
+    def advance(
+        self, previous: TrackerState | None, new: TrackerState, windows: dict[int, list[int]]
+    ) -> bool:
+        """Store the tracker's new state and mark the labels (row ids by window) consumed, in one
+        transaction guarded by ``previous.revision``; False when another process got there first."""
+        ...
+
+    def window_labels(self, model_name: str, window_seq: int) -> list[LabelRecord]: ...
+
+    def latest_labels(self, model_name: str, n: int) -> list[LabelRecord]: ...
+
+    def save_window(self, result: PerformanceResult) -> bool:
+        """Store a completed window's figures and move the tracker's ``evaluated_through`` to it;
+        False when it was evaluated already."""
+        ...
+
+    def save_estimate(self, result: PerformanceResult) -> bool:
+        """Store a label-free estimate; False when that window of predictions has one."""
+        ...
+
+    def history(self, model_name: str, kind: str, limit: int) -> list[PerformanceResult]: ...
+
+    def recent_probabilities(self, model_name: str, model_version: str, n: int) -> list[float]:
+        """Positive-class probabilities of the latest logged predictions of one model version."""
+        ...
+
+    def count_predictions(self, model_name: str, model_version: str) -> int: ...

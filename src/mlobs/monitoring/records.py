@@ -55,3 +55,52 @@ class DriftResult:
     drifted_features_count: int
     report: Mapping[str, Any]
     quality: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class LabelRecord:
+    """A ground-truth label joined to the prediction it answers (a copy of that prediction's
+    version, output and time, so that a label may arrive while the prediction is still queued)."""
+
+    prediction_id: str
+    model_name: str
+    model_version: str
+    predicted_at: datetime
+    received_at: datetime
+    actual: float
+    prediction: float
+    probability: float | None
+
+
+@dataclass(frozen=True)
+class TrackerState:
+    """Where a model's stream of labels stands: the concept-drift detector's state, the open
+    performance window (``window_seq``, ``window_count`` labels in it), the last window whose
+    figures were stored, and detector alarms per window not yet evaluated."""
+
+    model_name: str
+    model_version: str
+    revision: int
+    detector: Mapping[str, Any]
+    window_seq: int
+    window_count: int
+    evaluated_through: int
+    labels_total: int
+    alarms: Mapping[str, int]
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class PerformanceResult:
+    """Stored figures: a completed window of labels (``labelled``: realized, and the estimate over
+    the same predictions) or the label-free estimate over recent predictions (``estimated``)."""
+
+    model_name: str
+    model_version: str
+    kind: str
+    window_seq: int
+    created_at: datetime
+    n_rows: int
+    realized: Mapping[str, float] | None
+    estimated: Mapping[str, float] | None
+    concept: Mapping[str, Any] | None = None

@@ -10,6 +10,15 @@ from mlobs.stats.binning import (
     proportions,
     quantile_edges,
 )
+from mlobs.stats.concept import (
+    BernoulliCusum,
+    ConceptDriftDetector,
+    CusumDetector,
+    ResidualCusum,
+    detector_for_classifier,
+    detector_for_regressor,
+    detector_from_state,
+)
 from mlobs.stats.drift import (
     chi2_test,
     js_distance,
@@ -21,12 +30,19 @@ from mlobs.stats.drift import (
 from mlobs.stats.quality import duplicate_rows, missing_share, out_of_range_share
 
 __all__ = [
+    "BernoulliCusum",
+    "ConceptDriftDetector",
+    "CusumDetector",
     "FloatArray",
     "IntArray",
+    "ResidualCusum",
     "bin_counts",
     "bin_index",
     "category_counts",
     "chi2_test",
+    "detector_for_classifier",
+    "detector_for_regressor",
+    "detector_from_state",
     "duplicate_rows",
     "js_distance",
     "ks_pvalue",

@@ -149,3 +149,65 @@ silences = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Index("ix_silences_ends", "ends_at"),
 )
+
+# Ground truth. A label carries a copy of the prediction it answers (version, output, time): it
+# may arrive while that prediction still waits in the log queue, and the performance windows then
+# read one table. ``processed`` marks labels the model's label tracker has consumed (concept-drift
+# detector and performance windows), ``window_seq`` the performance window each was counted in.
+feedback = Table(
+    "feedback",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("prediction_id", String(36), nullable=False, unique=True),
+    Column("model_name", String(32), nullable=False),
+    Column("model_version", String(64), nullable=False),
+    Column("predicted_at", DateTime(timezone=True), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("actual", Float, nullable=False),
+    Column("prediction", Float, nullable=False),
+    Column("probability", Float, nullable=True),
+    Column("processed", Boolean, nullable=False, default=False),
+    Column("window_seq", Integer, nullable=True),
+    Index("ix_feedback_model_processed", "model_name", "processed", "id"),
+    Index("ix_feedback_model_window", "model_name", "window_seq"),
+)
+
+# One row per model: where its stream of labels stands. Updated only under its ``revision``
+# (optimistic concurrency), so each label feeds the detector and a window exactly once across
+# every worker process, and a restart resumes from the stored detector state.
+label_trackers = Table(
+    "label_trackers",
+    metadata,
+    Column("model_name", String(32), primary_key=True),
+    Column("model_version", String(64), nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("detector", JsonType, nullable=False),
+    Column("window_seq", Integer, nullable=False),
+    Column("window_count", Integer, nullable=False),
+    Column("evaluated_through", Integer, nullable=False),
+    Column("labels_total", BigInteger, nullable=False),
+    Column("alarms", JsonType, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Performance history: ``labelled`` rows are completed windows of labels (realized figures and
+# the estimate over the same predictions); ``estimated`` rows the label-free estimate over the
+# latest predictions, recorded once per window of predictions.
+performance_results = Table(
+    "performance_results",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model_name", String(32), nullable=False),
+    Column("model_version", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("window_seq", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("n_rows", Integer, nullable=False),
+    Column("realized", JsonType, nullable=True),
+    Column("estimated", JsonType, nullable=True),
+    Column("concept", JsonType, nullable=True),
+    UniqueConstraint(
+        "model_name", "kind", "window_seq", name="uq_performance_results_model_kind_seq"
+    ),
+    Index("ix_performance_results_model_created", "model_name", "created_at"),
+)

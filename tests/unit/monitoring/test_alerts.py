@@ -287,3 +287,60 @@ def test_racing_evaluations_and_operators_keep_every_alert_consistent(db_url: st
         )
         if a.state == "resolved":
             assert kinds[-1] == "resolved" and full.resolved_by in ("ann", "mlobs")
+
+
+# ------------------------------------------------------------------ performance and concept rules
+
+HOLDOUT = {"accuracy": 0.80, "roc_auc": 0.90, "mae": 20_000.0}
+
+
+@pytest.mark.parametrize(
+    ("model", "metric", "bound"),
+    [("fraud", "roc_auc", 0.85), ("churn", "accuracy", 0.75), ("price", "mae", 25_000.0)],
+)
+def test_shipped_performance_rules_are_relative_to_the_holdout(
+    model: str, metric: str, bound: float
+) -> None:
+    got = AlertRules().performance_bound(model, HOLDOUT)
+    assert got is not None and got[0] == metric and got[1] == pytest.approx(bound)
+
+
+def test_performance_signal_fires_on_the_wrong_side_of_the_bound_only() -> None:
+    rules = AlertRules()
+    low = rules.performance("churn", {"accuracy": 0.70}, HOLDOUT)
+    ok = rules.performance("churn", {"accuracy": 0.76}, HOLDOUT)
+    assert low is not None and low.firing and low.alert_type == "performance_degradation"
+    assert low.threshold == pytest.approx(0.75) and low.value == 0.70
+    assert ok is not None and not ok.firing
+    high_mae = rules.performance("price", {"mae": 26_000.0}, HOLDOUT)
+    assert high_mae is not None and high_mae.firing
+    assert not rules.performance("price", {"mae": 24_000.0}, HOLDOUT).firing  # type: ignore[union-attr]
+    # No verdict without the metric (ROC AUC of a one-class window) or its holdout figure.
+    assert rules.performance("fraud", {"accuracy": 0.5}, HOLDOUT) is None
+    assert rules.performance("fraud", {"roc_auc": 0.5}, {}) is None
+
+
+def test_seed_global_default_and_overrides() -> None:
+    # A model without a shipped rule gets the seed's accuracy < 0.8.
+    assert AlertRules().performance_bound("other", {}) == ("accuracy", 0.8)
+    absolute = AlertRules(performance_threshold=0.9)
+    assert absolute.performance_bound("churn", HOLDOUT) == ("accuracy", 0.9)
+    other = AlertRules(performance_metric="f1", performance_holdout_delta=0.1)
+    assert other.performance_bound("churn", {"f1": 0.6}) == ("f1", pytest.approx(0.5))
+    factor = AlertRules(performance_metric="rmse", performance_holdout_factor=1.5)
+    assert factor.performance_bound("price", {"rmse": 10.0}) == ("rmse", pytest.approx(15.0))
+    # A metric named without a bound judges nothing rather than guessing one.
+    assert AlertRules(performance_metric="f1").performance_bound("churn", {"f1": 0.6}) is None
+    with pytest.raises(ValueError, match="performance_severity"):
+        AlertRules(performance_severity="page")  # type: ignore[arg-type]
+
+
+def test_concept_signals_open_and_clear_an_alert(db_url: str) -> None:
+    manager, _ = _manager(db_url, resolve_after=2)
+    manager.on_concept_drift("churn", True, 9.5, 8.0, 420)
+    [alert] = manager.store.list(AlertFilter(model_name="churn"))[0]
+    assert (alert.alert_type, alert.state, alert.value) == ("concept_drift", "active", 9.5)
+    manager.on_concept_drift("churn", False, 0.0, 0.0, 100)
+    assert manager.store.get(alert.id).state == "active"
+    manager.on_concept_drift("churn", False, 0.0, 0.0, 100)
+    assert manager.store.get(alert.id).state == "resolved"

@@ -1,0 +1,146 @@
+"""Ground truth in, performance out: ``/feedback``, ``/feedback/batch``, ``/feedback/{id}`` and
+``/monitoring/performance/{model}``."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+
+from mlobs.api.deps import RuntimeDep
+from mlobs.api.errors import responses
+from mlobs.api.runtime import Runtime
+from mlobs.api.schemas import (
+    FeedbackBatchOut,
+    FeedbackIn,
+    FeedbackOut,
+    LabelOut,
+    ModelName,
+    PerformanceOut,
+    PerformanceRuleOut,
+    PerformanceWindowOut,
+    feedback_batch_model,
+)
+from mlobs.errors import Conflict, InvalidInput, NotFound
+from mlobs.monitoring.alerts import LOWER_IS_BETTER
+from mlobs.monitoring.performance import LabelConflict
+from mlobs.monitoring.records import PredictionRecord
+
+
+def _actual(rt: Runtime, rec: PredictionRecord, value: bool | float, loc: tuple[Any, ...]) -> float:
+    """The label as a float, or a 422 when it is of the wrong kind for the prediction's model."""
+    model = rt.models.models.get(rec.model_name)
+    classifier = model.is_classifier if model is not None else rec.probability is not None
+    if classifier:
+        if isinstance(value, bool) or value in (0, 1):
+            return float(value)
+        raise InvalidInput(
+            (*loc, "actual"),
+            f"model {rec.model_name!r} is a classifier: actual must be 0/1 or false/true",
+            "label_kind",
+        )
+    if isinstance(value, bool):
+        raise InvalidInput(
+            (*loc, "actual"),
+            f"model {rec.model_name!r} needs a number, not a boolean",
+            "label_kind",
+        )
+    if value <= 0:
+        raise InvalidInput((*loc, "actual"), "a price must be greater than 0", "label_kind")
+    return float(value)
+
+
+def _store(rt: Runtime, items: list[FeedbackIn], prefix: tuple[Any, ...]) -> list[FeedbackOut]:
+    pairs: list[tuple[PredictionRecord, float]] = []
+    for i, item in enumerate(items):
+        loc = (*prefix, i) if prefix[-1] == "items" else prefix
+        rec = rt.service.sink.get(str(item.prediction_id))
+        if rec is None:
+            raise NotFound("prediction", str(item.prediction_id), loc=(*loc, "prediction_id"))
+        pairs.append((rec, _actual(rt, rec, item.actual, loc)))
+    try:
+        outcomes = rt.performance.record(pairs)
+    except LabelConflict as exc:
+        loc = (*prefix, exc.index) if prefix[-1] == "items" else prefix
+        raise Conflict(str(exc), current=exc.current, loc=(*loc, "actual")) from None
+    return [
+        FeedbackOut(
+            prediction_id=rec.id,
+            model_name=rec.model_name,
+            model_version=rec.model_version,
+            actual=actual,
+            prediction=rec.prediction,
+            probability=rec.probability,
+            status=outcome,
+        )
+        for (rec, actual), outcome in zip(pairs, outcomes, strict=True)
+    ]
+
+
+def build_router(max_items: int) -> APIRouter:
+    router = APIRouter(tags=["feedback"])
+
+    @router.post("/feedback", response_model=FeedbackOut, responses=responses(404, 409, 422, 503))
+    def feedback(body: FeedbackIn, rt: RuntimeDep) -> FeedbackOut:
+        """Record the ground truth of one served prediction (also one still in the log queue).
+
+        A label is kept once per prediction: sending the same label again is safe (status
+        `duplicate`, counted once); a different label for a labelled prediction is a 409 that
+        names the stored one (labels are not overwritten)."""
+        return _store(rt, [body], ("body",))[0]
+
+    def feedback_batch(body: BaseModel, rt: RuntimeDep) -> FeedbackBatchOut:
+        """Record many labels in one transaction: all are stored, or none (the error names the
+        first item that stopped the batch)."""
+        out = _store(rt, list(body.items), ("body", "items"))  # type: ignore[attr-defined]
+        recorded = sum(1 for o in out if o.status == "recorded")
+        return FeedbackBatchOut(recorded=recorded, duplicates=len(out) - recorded, items=out)
+
+    feedback_batch.__annotations__["body"] = feedback_batch_model(max_items)
+    router.add_api_route(
+        "/feedback/batch",
+        feedback_batch,
+        methods=["POST"],
+        response_model=FeedbackBatchOut,
+        responses=responses(404, 409, 422, 503),
+    )
+
+    @router.get(
+        "/feedback/{prediction_id}", response_model=LabelOut, responses=responses(404, 422, 503)
+    )
+    def get_feedback(prediction_id: uuid.UUID, rt: RuntimeDep) -> LabelOut:
+        """The label stored for a prediction, with the prediction it answers."""
+        label = rt.performance.store.get(str(prediction_id))
+        if label is None:
+            raise NotFound("label", str(prediction_id))
+        return LabelOut(**vars(label))
+
+    @router.get(
+        "/monitoring/performance/{model_name}",
+        response_model=PerformanceOut,
+        tags=["monitoring"],
+        responses=responses(404, 422, 503),
+    )
+    def performance(
+        model_name: ModelName,
+        rt: RuntimeDep,
+        history: Annotated[int, Query(ge=0, le=500, description="History entries.")] = 20,
+    ) -> PerformanceOut:
+        """Realized figures over the latest labels, the label-free estimate over the latest
+        predictions (classifiers), the holdout figures from training, the concept-drift
+        detector, and the history of completed label windows and of estimates."""
+        model = rt.models.get(model_name)
+        s = rt.performance.summary(model, history)
+        bound = rt.alerts.rules_for(model_name).performance_bound(model_name, s["holdout"])
+        rule = None
+        if bound is not None:
+            direction = "above" if bound[0] in LOWER_IS_BETTER else "below"
+            rule = PerformanceRuleOut(metric=bound[0], bound=bound[1], direction=direction)
+        s["alert_rule"] = rule
+        s["history"] = [PerformanceWindowOut(**vars(r)) for r in s["history"]]
+        s["estimate_history"] = [PerformanceWindowOut(**vars(r)) for r in s["estimate_history"]]
+        return PerformanceOut(**s)
+
+    return router
