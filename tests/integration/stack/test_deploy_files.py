@@ -32,9 +32,8 @@ DASHBOARD = ROOT / "grafana" / "dashboards" / "ml-observability.json"
 
 EXPECTED_PORTS = {"api": 8000, "prometheus": 9090, "grafana": 3000, "alertmanager": 9093}
 
-# Metrics the dashboard already charts but the service does not export yet: they arrive with
-# the performance-monitoring change. Remove them from here once metrics.py defines them.
-PENDING_METRICS = frozenset({"mlobs_model_performance", "mlobs_estimated_performance"})
+# Metrics the dashboard may chart before the service exports them (none at present).
+PENDING_METRICS: frozenset[str] = frozenset()
 
 # Every label a dashboard query may name. All are bounded; nothing per request.
 KNOWN_LABELS = frozenset(
@@ -553,6 +552,10 @@ def test_dashboard_queries_use_exported_metrics(dashboard: dict[str, Any]) -> No
         "mlobs_duplicate_rows_count",
         "mlobs_active_alerts",
         "mlobs_alerts_total",
+        "mlobs_model_performance",
+        "mlobs_estimated_performance",
+        "mlobs_labeled_predictions_total",
+        "mlobs_concept_drift_statistic",
         *PENDING_METRICS,
     ):
         assert required in charted, f"no panel charts {required}"
