@@ -173,22 +173,54 @@ def serve(
     ] = None,
     port: Annotated[int | None, typer.Option(help="Port (default: PORT or 8000).")] = None,
     reload: Annotated[bool, typer.Option(help="Restart on code changes (development).")] = False,
-    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Worker processes. Above 1, metrics are shared through PROMETHEUS_MULTIPROC_DIR "
+            "(a temporary directory when unset).",
+        ),
+    ] = 1,
 ) -> None:
-    """Serve the API with uvicorn."""
+    """Serve the API with uvicorn.
+
+    Several workers write their metrics to PROMETHEUS_MULTIPROC_DIR; /metrics adds them all up.
+
+    Unset, it is a temporary directory made for this run; set, its *.db files are removed first.
+    """
+    import os
+    import shutil
+    import tempfile
+
     import uvicorn
 
     settings = _settings()
-    uvicorn.run(
-        "mlobs.api.app:create_app",
-        factory=True,
-        host=host or settings.host,
-        port=port or settings.port,
-        reload=reload,
-        reload_dirs=[str(Path(__file__).parent)] if reload else None,
-        workers=workers,
-        log_level=settings.log_level.lower(),
-    )
+    made = None
+    metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if metrics_dir:
+        # Files left by an earlier run would be merged into this one's counters.
+        Path(metrics_dir).mkdir(parents=True, exist_ok=True)
+        for stale in Path(metrics_dir).glob("*.db"):
+            stale.unlink()
+    elif workers > 1 and not reload:
+        # Set before uvicorn spawns the workers, which inherit it before importing prometheus-client.
+        made = tempfile.mkdtemp(prefix="mlobs-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = made
+    try:
+        uvicorn.run(
+            "mlobs.api.app:create_app",
+            factory=True,
+            host=host or settings.host,
+            port=port or settings.port,
+            reload=reload,
+            reload_dirs=[str(Path(__file__).parent)] if reload else None,
+            workers=workers,
+            log_level=settings.log_level.lower(),
+        )
+    finally:
+        if made is not None:
+            os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+            shutil.rmtree(made, ignore_errors=True)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -52,7 +52,10 @@ class PredictionLog:
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self.last_error: str | None = None
-        metrics.log_queue_depth.set_function(lambda: len(self._buffer))
+        # The depth gauge is set by the writer, never per request: at each wake (the backlog that
+        # built up since the last drain), before each further batch of a long drain, and while an
+        # insert is retried. A callback gauge would be exact but multiprocess mode forbids it.
+        self._depth = metrics.log_queue_depth
 
     # ------------------------------------------------------------------ request side
 
@@ -98,6 +101,7 @@ class PredictionLog:
             self.metrics.log_dropped.labels(r.model_name).inc()
         self._pending.clear()
         self._buffer.clear()
+        self._depth.set(0)
         if lost:
             log.error("prediction log stopped with %d records unwritten", lost)
         return lost
@@ -105,12 +109,15 @@ class PredictionLog:
     def _run(self) -> None:
         while True:
             stopping = self._stopping.wait(self.flush_interval)
+            self._depth.set(len(self._buffer))
             while self._buffer:
                 batch = self._take(self.batch_size)
                 if not self._write(batch):
                     # Shutting down against a dead database: put the batch back to be counted.
                     self._buffer.extendleft(reversed(batch))
                     return
+                if self._buffer:
+                    self._depth.set(len(self._buffer))
             if stopping:
                 return
 
@@ -155,6 +162,7 @@ class PredictionLog:
                 )  # fmt: skip
                 if self._stopping.is_set() and backoff >= self.max_backoff:
                     return False
+                self._depth.set(len(self._buffer) + len(batch))
                 time.sleep(backoff)
                 backoff = min(backoff * 2, self.max_backoff)
                 continue

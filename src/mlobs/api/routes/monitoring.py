@@ -24,6 +24,7 @@ from mlobs.api.schemas import (
 from mlobs.api.validation import validate_records
 from mlobs.data.generator import DATASETS
 from mlobs.errors import InvalidInput, NotFound
+from mlobs.monitoring.metrics import scrape_registry
 from mlobs.monitoring.profiles import profile_for_model, save_profile
 
 router = APIRouter(tags=["monitoring"])
@@ -141,7 +142,9 @@ def replace_reference(model: str, body: ReferenceIn, rt: RuntimeDep) -> Referenc
 
 
 def _exposition(rt: RuntimeDep) -> Response:
-    return Response(generate_latest(rt.registry), media_type=CONTENT_TYPE_LATEST)
+    # With several worker processes the registry merges them all (see ``scrape_registry``).
+    body = generate_latest(scrape_registry(rt.registry))
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get(
