@@ -14,7 +14,13 @@ from sqlalchemy import Engine
 
 from mlobs.config import Settings
 from mlobs.models.registry import ModelRegistry
-from mlobs.monitoring.alerts import Alert, AlertFilter, AlertManager, AlertRules
+from mlobs.monitoring.alerts import (
+    LOWER_IS_BETTER,
+    Alert,
+    AlertFilter,
+    AlertManager,
+    AlertRules,
+)
 from mlobs.monitoring.drift_monitor import DriftConfig, DriftMonitor
 from mlobs.monitoring.metrics import Metrics
 from mlobs.monitoring.notifications import Notifier
@@ -230,6 +236,13 @@ class Runtime:
             log.warning("model %s not loaded: %s", name, reason)
         for model in loaded:
             self._load_profile(model.name, model.version)
+            holdout = model.metadata.holdout_metrics if model.metadata else {}
+            bound = self.alerts.rules_for(model.name).performance_bound(model.name, holdout)
+            if bound is not None:
+                direction = "above" if bound[0] in LOWER_IS_BETTER else "below"
+                self.metrics.performance_alert_bound.labels(model.name, bound[0], direction).set(
+                    bound[1]
+                )
         self.service.models = loaded
         log.info("models loaded: %s", ", ".join(loaded.models) or "none")
 

@@ -191,6 +191,13 @@ class Metrics:
             "Estimated minus realized performance over the same labelled predictions.",
             ["model_name", "metric"], multiprocess_mode="mostrecent", registry=registry,
         )  # fmt: skip
+        self.performance_alert_bound = Gauge(
+            "mlobs_performance_alert_bound",
+            "The performance_degradation bound of each model: alert when the realized metric goes "
+            "below (direction=below) or above (direction=above) it. Set when the models load.",
+            ["model_name", "metric", "direction"], multiprocess_mode="mostrecent",
+            registry=registry,
+        )  # fmt: skip
         self.concept_drift_statistic = Gauge(
             "mlobs_concept_drift_statistic",
             "The concept-drift detector's statistic over the error stream (alarm at its threshold).",

@@ -33,6 +33,10 @@ class PredictionSink(Protocol):
         """A submitted record, whether still queued or already stored."""
         ...
 
+    def get_many(self, prediction_ids: Sequence[str]) -> dict[str, PredictionRecord]:
+        """The submitted records among the ids, by id (queued or stored)."""
+        ...
+
 
 class PredictionStore(Protocol):
     """Durable prediction log."""
@@ -40,6 +44,8 @@ class PredictionStore(Protocol):
     def insert_many(self, records: Sequence[PredictionRecord]) -> None: ...
 
     def get(self, prediction_id: str) -> PredictionRecord | None: ...
+
+    def get_many(self, prediction_ids: Sequence[str]) -> dict[str, PredictionRecord]: ...
 
 
 class WindowStore(Protocol):

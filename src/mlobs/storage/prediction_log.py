@@ -77,6 +77,17 @@ class PredictionLog:
         except Exception as exc:  # driver errors vary; to the caller they mean "try later"
             raise Unavailable("database", f"{type(exc).__name__}") from exc
 
+    def get_many(self, prediction_ids: Sequence[str]) -> dict[str, PredictionRecord]:
+        """The logged predictions among ``prediction_ids`` (queued or stored), by id; one query."""
+        found = {i: r for i in prediction_ids if (r := self._pending.get(i)) is not None}
+        rest = [i for i in prediction_ids if i not in found]
+        if rest:
+            try:
+                found.update(self.store.get_many(rest))
+            except Exception as exc:
+                raise Unavailable("database", f"{type(exc).__name__}") from exc
+        return found
+
     @property
     def depth(self) -> int:
         return len(self._buffer)

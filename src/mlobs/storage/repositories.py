@@ -46,19 +46,17 @@ class PredictionRepository:
     def get(self, prediction_id: str) -> PredictionRecord | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(predictions).where(predictions.c.id == prediction_id)).first()
-        if row is None:
-            return None
-        m = row._mapping
-        return PredictionRecord(
-            id=m["id"],
-            model_name=m["model_name"],
-            model_version=m["model_version"],
-            created_at=utc(m["created_at"]),
-            features=m["features"],
-            prediction=m["prediction"],
-            probability=m["probability"],
-            latency_ms=m["latency_ms"],
-        )
+        return _record(row) if row is not None else None
+
+    def get_many(self, prediction_ids: Sequence[str]) -> dict[str, PredictionRecord]:
+        """Stored predictions among the ids, by id (chunks of 500 ids per query)."""
+        out: dict[str, PredictionRecord] = {}
+        ids = list(dict.fromkeys(prediction_ids))
+        with self.engine.connect() as conn:
+            for i in range(0, len(ids), 500):
+                stmt = select(predictions).where(predictions.c.id.in_(ids[i : i + 500]))
+                out.update((row.id, _record(row)) for row in conn.execute(stmt))
+        return out
 
     def count(self, model_name: str | None = None) -> int:
         stmt = select(func.count()).select_from(predictions)
@@ -66,3 +64,17 @@ class PredictionRepository:
             stmt = stmt.where(predictions.c.model_name == model_name)
         with self.engine.connect() as conn:
             return int(conn.execute(stmt).scalar_one())
+
+
+def _record(row: Any) -> PredictionRecord:
+    m = row._mapping
+    return PredictionRecord(
+        id=m["id"],
+        model_name=m["model_name"],
+        model_version=m["model_version"],
+        created_at=utc(m["created_at"]),
+        features=m["features"],
+        prediction=m["prediction"],
+        probability=m["probability"],
+        latency_ms=m["latency_ms"],
+    )

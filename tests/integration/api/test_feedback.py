@@ -195,6 +195,11 @@ def test_realized_performance_matches_sklearn_and_windows_are_kept(fb: TestClien
     assert hist[0]["n_rows"] == 100
     assert out["alert_rule"]["metric"] == "accuracy"
     assert out["alert_rule"]["bound"] == pytest.approx(out["holdout"]["accuracy"] - 0.05)
+    exported = _sample(
+        fb, "mlobs_performance_alert_bound", model_name="churn", metric="accuracy",
+        direction="below",
+    )  # fmt: skip
+    assert exported == pytest.approx(out["alert_rule"]["bound"])
     assert out["concept_drift"]["labels_seen"] == 250
     assert _sample(
         fb, "mlobs_model_performance", model_name="churn", metric="accuracy"

@@ -54,9 +54,10 @@ def _actual(rt: Runtime, rec: PredictionRecord, value: bool | float, loc: tuple[
 
 def _store(rt: Runtime, items: list[FeedbackIn], prefix: tuple[Any, ...]) -> list[FeedbackOut]:
     pairs: list[tuple[PredictionRecord, float]] = []
+    known = rt.service.sink.get_many([str(item.prediction_id) for item in items])
     for i, item in enumerate(items):
         loc = (*prefix, i) if prefix[-1] == "items" else prefix
-        rec = rt.service.sink.get(str(item.prediction_id))
+        rec = known.get(str(item.prediction_id))
         if rec is None:
             raise NotFound("prediction", str(item.prediction_id), loc=(*loc, "prediction_id"))
         pairs.append((rec, _actual(rt, rec, item.actual, loc)))
