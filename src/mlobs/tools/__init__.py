@@ -1,0 +1,1 @@
+"""Operator tools built on the service: traffic simulator, demo, drift reports."""
