@@ -170,6 +170,7 @@ class Runtime:
             msg = f"database migration failed: {type(exc).__name__}: {exc}"
             log.error(msg)
             self.startup_errors.append(msg)
+        self.alerts.init_metrics()
         try:
             self.alerts.rebuild_metrics()
         except Exception as exc:
@@ -232,6 +233,9 @@ class Runtime:
         loaded = ModelRegistry.load(Path(self.settings.model_dir))
         for model in loaded:
             self.metrics.model_loaded.labels(model.name, model.version).set(1)
+            # Both outcomes exist from the start (an error rate of 0 rather than no data).
+            for status in ("success", "error"):
+                self.metrics.predictions.labels(model.name, status)
         for name, reason in loaded.errors.items():
             log.warning("model %s not loaded: %s", name, reason)
         for model in loaded:

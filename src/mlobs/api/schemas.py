@@ -617,3 +617,64 @@ class PerformanceOut(BaseModel):
         description="Completed label windows, newest first."
     )
     estimate_history: list[PerformanceWindowOut]
+
+
+# ------------------------------------------------------------------------------- web dashboard
+
+
+class FeatureHistogramOut(BaseModel):
+    """One feature's reference and current shares over its frozen bins, for drawing."""
+
+    feature: str
+    kind: Literal["numeric", "categorical"]
+    bins: list[str] = Field(
+        description="Bin ranges (numeric) or the categories and (unseen); the last is (missing)."
+    )
+    edges: list[float] | None = Field(description="The frozen bin edges (numeric only).")
+    reference: list[float] = Field(description="Reference share of all rows per bin (sums to 1).")
+    current: list[float] | None = Field(
+        description="Current share of all rows per bin (sums to 1); null without a window."
+    )
+    count: int = Field(description="Non-missing values in the window.")
+    missing: int = Field(description="Missing values in the window.")
+    method: str | None = Field(description="psi, jensenshannon, ...; null without a window.")
+    score: float | None = Field(description="Scored on the non-missing bins; null below minimum.")
+    status: Literal["ok", "warning", "critical", "insufficient_data"]
+    drifted: bool
+    reason: str | None = None
+
+
+class HistogramsOut(BaseModel):
+    """A model's per-feature histograms: the reference profile against one live window."""
+
+    model_name: str
+    window: Literal["closed", "open"] | None = Field(
+        description="The window `current` comes from: the last closed live window, or the open "
+        "one (as of the last push of counts); null when there is none."
+    )
+    window_id: int | None
+    n_rows: int = Field(description="Rows in that window.")
+    evaluated_at: datetime | None = Field(description="When the closed window was evaluated.")
+    features: list[FeatureHistogramOut]
+    prediction: FeatureHistogramOut | None = Field(description="The model's output.")
+
+
+class LatencyOut(BaseModel):
+    count: int = Field(description="Single-row predictions timed (batches are timed apart).")
+    mean_ms: float | None
+    p50_ms: float | None = Field(description="Estimated from the histogram's buckets.")
+    p95_ms: float | None
+    p99_ms: float | None
+
+
+class ModelTrafficOut(BaseModel):
+    predictions: int = Field(description="Predictions served (batch rows included).")
+    errors: int = Field(description="Predictions that failed.")
+    latency: LatencyOut
+
+
+class TrafficOut(BaseModel):
+    """Per-model counters since the service started (all worker processes), read from the same
+    Prometheus metrics `/metrics` exposes; a client derives rates from two readings."""
+
+    models: dict[str, ModelTrafficOut]

@@ -334,6 +334,20 @@ class AlertManager:
     def rules_for(self, model_name: str) -> AlertRules:
         return self.per_model.get(model_name, self.rules)
 
+    def init_metrics(self) -> None:
+        """Create every (model, alert type, severity) series of ``mlobs_alerts_total`` at 0, so
+        that Prometheus' rate() and increase() count the first alert of each kind."""
+        for name in self.model_names:
+            r = self.rules_for(name)
+            for alert_type, severity in (
+                ("drift_detected", "warning"), ("drift_critical", "critical"),
+                ("data_quality_issue", r.quality_severity),
+                ("high_latency", r.latency_severity),
+                ("performance_degradation", r.performance_severity),
+                ("concept_drift", r.concept_severity),
+            ):  # fmt: skip
+                self.metrics.alerts_total.labels(name, alert_type, severity)
+
     def rebuild_metrics(self) -> None:
         """Set ``mlobs_active_alerts`` from the database (at start, and after each change)."""
         counts = self.store.open_counts()

@@ -364,6 +364,32 @@ class DriftMonitor:
             except Exception:  # a failing listener must not stop monitoring
                 log.exception("drift listener %r failed", listener)
 
+    # ------------------------------------------------------------------ for display (read-only)
+
+    def window_view(self, model_name: str, which: str = "auto") -> WindowView | None:
+        """The counts and verdict of a window to draw against the reference: ``closed`` (the last
+        closed live window), ``open`` (the open one, as of the last push of counts), or ``auto``
+        (the last closed, else the open). None when there is no such window. A closed window
+        counted on a replaced reference profile is skipped: its counts do not fit today's bins.
+        Reads only; the open window's verdict is computed, not stored."""
+        state = self._models.get(model_name)
+        if state is None:
+            raise NotFound("reference profile", model_name)
+        p = state.profile
+        if which in ("auto", "closed"):
+            last = self.store.history(model_name, "live", 1)
+            r = last[0] if last else None
+            if r is not None and r.window_id is not None and _fits(r.report, p):
+                counts = self.store.read_counts(r.window_id, p)
+                return WindowView("closed", r.window_id, r.n_rows, r.created_at, counts, r.report)
+        if which in ("auto", "open"):
+            w = self.store.open_window(model_name)
+            if w is not None and w.n_rows and w.profile_version == state.version:
+                counts = self.store.read_counts(w.id, p)
+                report = self.config.detector(p, self.config.min_samples).evaluate(counts)
+                return WindowView("open", w.id, counts.n_rows, None, counts, report.to_dict())
+        return None
+
 
 def _result_dict(r: DriftResult) -> dict[str, Any]:
     return {
@@ -379,3 +405,31 @@ def _result_dict(r: DriftResult) -> dict[str, Any]:
         "report": r.report,
         "quality": r.quality,
     }
+
+
+@dataclass(frozen=True)
+class WindowView:
+    """A window as ``DriftMonitor.window_view`` reads it: counts over the profile's bins and the
+    verdict as a report dict (``DriftReport.to_dict()``)."""
+
+    kind: str  # "closed" or "open"
+    window_id: int
+    n_rows: int
+    evaluated_at: datetime | None
+    counts: WindowCounts
+    report: Mapping[str, Any]
+
+
+def _fits(report: Mapping[str, Any], profile: ReferenceProfile) -> bool:
+    """Whether a stored report was made on ``profile``'s bins (same labels and reference)."""
+    features = report.get("features") or {}
+    for name, f in profile.features.items():
+        r = features.get(name)
+        if r is None or r.get("bins") != f.bin_labels():
+            return False
+        ref = r.get("reference") or []
+        if len(ref) != len(f.proportions) or any(
+            abs(a - b) > 1e-9 for a, b in zip(ref, f.proportions, strict=True)
+        ):
+            return False
+    return True

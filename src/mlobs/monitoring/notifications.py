@@ -302,6 +302,11 @@ class Notifier:
                 f">= 0; got {queue_size}, {max_attempts}, {timeout}, {backoff}, {max_backoff}"
             )
         self.channels = tuple(channels)
+        # Every series exists from the start at 0, so rate() and increase() see the first
+        # notification as a rise.
+        for channel in self.channels:
+            for outcome in ("sent", "retried", "failed", "dropped", "silenced"):
+                metrics.notifications.labels(channel.name, outcome)
         self.metrics = metrics
         self.silenced = silenced
         self.queue_size = queue_size

@@ -33,8 +33,11 @@ class PredictionSink(Protocol):
         """A submitted record, whether still queued or already stored."""
         ...
 
-    def get_many(self, prediction_ids: Sequence[str]) -> dict[str, PredictionRecord]:
-        """The submitted records among the ids, by id (queued or stored)."""
+    def get_many(
+        self, prediction_ids: Sequence[str], *, features: bool = True
+    ) -> dict[str, PredictionRecord]:
+        """The submitted records among the ids, by id (queued or stored); without ``features``
+        the stored ones may come back with an empty feature mapping."""
         ...
 
 
@@ -45,7 +48,9 @@ class PredictionStore(Protocol):
 
     def get(self, prediction_id: str) -> PredictionRecord | None: ...
 
-    def get_many(self, prediction_ids: Sequence[str]) -> dict[str, PredictionRecord]: ...
+    def get_many(
+        self, prediction_ids: Sequence[str], *, features: bool = True
+    ) -> dict[str, PredictionRecord]: ...
 
 
 class WindowStore(Protocol):

@@ -77,13 +77,16 @@ class PredictionLog:
         except Exception as exc:  # driver errors vary; to the caller they mean "try later"
             raise Unavailable("database", f"{type(exc).__name__}") from exc
 
-    def get_many(self, prediction_ids: Sequence[str]) -> dict[str, PredictionRecord]:
-        """The logged predictions among ``prediction_ids`` (queued or stored), by id; one query."""
+    def get_many(
+        self, prediction_ids: Sequence[str], *, features: bool = True
+    ) -> dict[str, PredictionRecord]:
+        """The logged predictions among ``prediction_ids`` (queued or stored), by id; one query.
+        Without ``features``, stored ones come back without their feature values."""
         found = {i: r for i in prediction_ids if (r := self._pending.get(i)) is not None}
         rest = [i for i in prediction_ids if i not in found]
         if rest:
             try:
-                found.update(self.store.get_many(rest))
+                found.update(self.store.get_many(rest, features=features))
             except Exception as exc:
                 raise Unavailable("database", f"{type(exc).__name__}") from exc
         return found

@@ -48,13 +48,17 @@ class PredictionRepository:
             row = conn.execute(select(predictions).where(predictions.c.id == prediction_id)).first()
         return _record(row) if row is not None else None
 
-    def get_many(self, prediction_ids: Sequence[str]) -> dict[str, PredictionRecord]:
-        """Stored predictions among the ids, by id (chunks of 500 ids per query)."""
+    def get_many(
+        self, prediction_ids: Sequence[str], *, features: bool = True
+    ) -> dict[str, PredictionRecord]:
+        """Stored predictions among the ids, by id (chunks of 500 ids per query). Without
+        ``features`` the records carry an empty mapping: no JSON to read back."""
         out: dict[str, PredictionRecord] = {}
         ids = list(dict.fromkeys(prediction_ids))
+        cols = [c for c in predictions.c if features or c.name != "features"]
         with self.engine.connect() as conn:
             for i in range(0, len(ids), 500):
-                stmt = select(predictions).where(predictions.c.id.in_(ids[i : i + 500]))
+                stmt = select(*cols).where(predictions.c.id.in_(ids[i : i + 500]))
                 out.update((row.id, _record(row)) for row in conn.execute(stmt))
         return out
 
@@ -73,7 +77,7 @@ def _record(row: Any) -> PredictionRecord:
         model_name=m["model_name"],
         model_version=m["model_version"],
         created_at=utc(m["created_at"]),
-        features=m["features"],
+        features=m.get("features") or {},
         prediction=m["prediction"],
         probability=m["probability"],
         latency_ms=m["latency_ms"],

@@ -35,9 +35,7 @@ EXPECTED_ALERTS = {
 }
 # Metrics the rules may use before src/mlobs/monitoring/metrics.py defines them. Each entry is a
 # metric that is planned but not exported yet; remove it once the metric exists.
-PENDING_METRICS = {
-    "mlobs_model_performance",  # {model_name, metric}: MlobsPerformanceDegradation waits for it
-}
+PENDING_METRICS: set[str] = set()
 # prometheus_client exposes a Counter `x` as `x_total`, a Histogram as `x_bucket/_count/_sum`.
 SUFFIXES = {
     "Counter": ("_total",),

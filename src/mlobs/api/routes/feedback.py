@@ -54,7 +54,7 @@ def _actual(rt: Runtime, rec: PredictionRecord, value: bool | float, loc: tuple[
 
 def _store(rt: Runtime, items: list[FeedbackIn], prefix: tuple[Any, ...]) -> list[FeedbackOut]:
     pairs: list[tuple[PredictionRecord, float]] = []
-    known = rt.service.sink.get_many([str(item.prediction_id) for item in items])
+    known = rt.service.sink.get_many([str(i.prediction_id) for i in items], features=False)
     for i, item in enumerate(items):
         loc = (*prefix, i) if prefix[-1] == "items" else prefix
         rec = known.get(str(item.prediction_id))
