@@ -33,6 +33,24 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address `mlobs serve` binds to.")
     port: int = Field(8000, ge=1, le=65535, description="Port `mlobs serve` listens on.")
 
+    environment: Literal["development", "production"] = Field(
+        "development",
+        description="production: the service refuses to start without API_KEYS unless "
+        "ALLOW_OPEN=true.",
+    )
+    api_keys: str = Field(
+        "",
+        repr=False,
+        description='API keys with scopes: "key1:admin,key2:predict+feedback" (no scopes: all). '
+        "Unset: the API is open.",
+    )
+    allow_open: bool = Field(False, description="In production, run without API keys on purpose.")
+    predict_requires_key: bool = Field(
+        False, description="With API_KEYS set, predictions need a key with the predict scope."
+    )
+    max_body_bytes: int = Field(
+        16 * 1024 * 1024, ge=1024, description="Largest request body accepted (else 413)."
+    )
     max_batch_records: int = Field(
         10_000, ge=1, description="Most records one /predict/batch request may carry."
     )

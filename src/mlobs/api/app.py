@@ -11,7 +11,9 @@ from prometheus_client import CollectorRegistry
 
 from mlobs import __version__
 from mlobs.api import errors
-from mlobs.api.routes import alerts, feedback, health, monitoring, predictions, silences
+from mlobs.api.auth import KeyPolicy, parse_keys
+from mlobs.api.limits import BodySizeLimit
+from mlobs.api.routes import alerts, feedback, health, monitoring, predictions, silences, web
 from mlobs.api.runtime import Runtime
 from mlobs.config import Settings, configure_logging
 
@@ -20,7 +22,16 @@ Serves the fraud, price and churn models, logs every prediction, and exports Pro
 
 Every error body has one shape: `{"detail": [{"loc": [...], "msg": "...", "type": "..."}]}`,
 where `loc` names the field (and the record index, in a batch).
+
+When the server has API keys (`API_KEYS`), state-changing routes need the header `X-API-Key`
+with a scope: `admin` (acknowledge, resolve, silences, reference updates), `feedback` (labels),
+`predict` (predictions and posted checks, with `PREDICT_REQUIRES_KEY=true`). Health, metrics,
+the docs, the web page and read-only GETs stay open.
 """
+
+
+class InsecureConfiguration(RuntimeError):
+    """Production without API keys, and without ALLOW_OPEN=true saying so on purpose."""
 
 
 def create_app(
@@ -29,6 +40,12 @@ def create_app(
     """Build the service. With no arguments, settings come from the environment."""
     settings = settings or Settings()
     configure_logging(settings.log_level)
+    policy = KeyPolicy(parse_keys(settings.api_keys), settings.predict_requires_key)
+    if settings.environment == "production" and not policy.enabled and not settings.allow_open:
+        raise InsecureConfiguration(
+            "ENVIRONMENT=production needs API_KEYS (e.g. API_KEYS='<key>:admin,<key>:predict+"
+            "feedback'); set ALLOW_OPEN=true to run an open API on purpose"
+        )
     runtime = Runtime.build(settings, registry or CollectorRegistry())
 
     @asynccontextmanager
@@ -53,11 +70,19 @@ def create_app(
         ],
     )
     app.state.runtime = runtime
+    app.state.key_policy = policy
     errors.install(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(health.router)
-    app.include_router(predictions.build_router(settings.max_batch_records))
+    app.include_router(
+        predictions.build_router(
+            settings.max_batch_records,
+            require_key=policy.enabled and settings.predict_requires_key,
+        )
+    )
     app.include_router(monitoring.router)
     app.include_router(feedback.build_router(settings.max_batch_records))
     app.include_router(alerts.router)
     app.include_router(silences.router)
+    app.include_router(web.router)
     return app

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from mlobs.api.auth import Forbidden, Unauthorized
 from mlobs.api.schemas import ErrorOut
 from mlobs.errors import Conflict, InvalidInput, ModelNotLoaded, NotFound, Unavailable
 
@@ -26,6 +27,8 @@ def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for the error statuses a route can return."""
     text = {
         400: "Malformed request.",
+        401: "A valid API key is required (header X-API-Key).",
+        403: "The API key lacks the scope this route needs.",
         404: "Unknown model or id.",
         409: "Conflicts with the current state.",
         413: "Request body too large.",
@@ -40,6 +43,18 @@ def install(app: FastAPI) -> None:
     async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
         return JSONResponse(
             error_body(list(exc.loc) or [exc.kind], str(exc), "not_found"), status_code=404
+        )
+
+    @app.exception_handler(Unauthorized)
+    async def _unauthorized(_: Request, exc: Unauthorized) -> JSONResponse:
+        return JSONResponse(
+            error_body(["header", "X-API-Key"], str(exc), "unauthorized"), status_code=401
+        )
+
+    @app.exception_handler(Forbidden)
+    async def _forbidden(_: Request, exc: Forbidden) -> JSONResponse:
+        return JSONResponse(
+            error_body(["header", "X-API-Key"], str(exc), "forbidden"), status_code=403
         )
 
     @app.exception_handler(Conflict)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Depends, Query
 
+from mlobs.api.auth import require
 from mlobs.api.deps import RuntimeDep
 from mlobs.api.errors import responses
 from mlobs.api.schemas import AlertActionIn, AlertListOut, AlertOut, AlertSummaryOut
@@ -49,7 +50,8 @@ def get_alert(alert_id: str, rt: RuntimeDep) -> AlertOut:
 @router.post(
     "/monitoring/alerts/{alert_id}/acknowledge",
     response_model=AlertOut,
-    responses=responses(404, 409, 422),
+    responses=responses(401, 403, 404, 409, 422),
+    dependencies=[Depends(require("admin"))],
 )
 def acknowledge(alert_id: str, rt: RuntimeDep, body: ActionBody = None) -> AlertOut:
     """Acknowledge an active alert (409 with the current status otherwise)."""
@@ -60,7 +62,8 @@ def acknowledge(alert_id: str, rt: RuntimeDep, body: ActionBody = None) -> Alert
 @router.post(
     "/monitoring/alerts/{alert_id}/resolve",
     response_model=AlertOut,
-    responses=responses(404, 409, 422),
+    responses=responses(401, 403, 404, 409, 422),
+    dependencies=[Depends(require("admin"))],
 )
 def resolve(alert_id: str, rt: RuntimeDep, body: ActionBody = None) -> AlertOut:
     """Resolve an active or acknowledged alert, recording who and why."""

@@ -6,9 +6,10 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
+from mlobs.api.auth import require
 from mlobs.api.deps import RuntimeDep
 from mlobs.api.errors import responses
 from mlobs.api.runtime import Runtime
@@ -83,7 +84,12 @@ def _store(rt: Runtime, items: list[FeedbackIn], prefix: tuple[Any, ...]) -> lis
 def build_router(max_items: int) -> APIRouter:
     router = APIRouter(tags=["feedback"])
 
-    @router.post("/feedback", response_model=FeedbackOut, responses=responses(404, 409, 422, 503))
+    @router.post(
+        "/feedback",
+        response_model=FeedbackOut,
+        responses=responses(401, 403, 404, 409, 422, 503),
+        dependencies=[Depends(require("feedback"))],
+    )
     def feedback(body: FeedbackIn, rt: RuntimeDep) -> FeedbackOut:
         """Record the ground truth of one served prediction (also one still in the log queue).
 
@@ -105,7 +111,8 @@ def build_router(max_items: int) -> APIRouter:
         feedback_batch,
         methods=["POST"],
         response_model=FeedbackBatchOut,
-        responses=responses(404, 409, 422, 503),
+        responses=responses(401, 403, 404, 409, 422, 503),
+        dependencies=[Depends(require("feedback"))],
     )
 
     @router.get(

@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import pandas as pd
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from mlobs.api.auth import require
 from mlobs.api.deps import RuntimeDep
 from mlobs.api.errors import responses
 from mlobs.api.runtime import Runtime
@@ -51,7 +52,10 @@ def _known(model: str) -> str:
 
 
 @router.post(
-    "/monitoring/drift/check", response_model=DriftCheckOut, responses=responses(404, 409, 422)
+    "/monitoring/drift/check",
+    response_model=DriftCheckOut,
+    responses=responses(401, 403, 404, 409, 422),
+    dependencies=[Depends(require("predict"))],
 )
 def drift_check(body: RecordsCheckIn, rt: RuntimeDep) -> DriftCheckOut:
     """Drift and quality of posted records, or of the model's live window when none are posted."""
@@ -101,7 +105,10 @@ def drift_history(
 
 
 @router.post(
-    "/monitoring/quality/check", response_model=QualityReportOut, responses=responses(404, 409, 422)
+    "/monitoring/quality/check",
+    response_model=QualityReportOut,
+    responses=responses(401, 403, 404, 409, 422),
+    dependencies=[Depends(require("predict"))],
 )
 def quality_check(body: RecordsCheckIn, rt: RuntimeDep) -> QualityReportOut:
     """Missing values, duplicate rows, values outside the reference range and unseen categories
@@ -116,7 +123,10 @@ def quality_check(body: RecordsCheckIn, rt: RuntimeDep) -> QualityReportOut:
 
 
 @router.post(
-    "/monitoring/reference/{model}", response_model=ReferenceOut, responses=responses(404, 422, 503)
+    "/monitoring/reference/{model}",
+    response_model=ReferenceOut,
+    responses=responses(401, 403, 404, 422, 503),
+    dependencies=[Depends(require("admin"))],
 )
 def replace_reference(model: str, body: ReferenceIn, rt: RuntimeDep) -> ReferenceOut:
     """Replace the model's reference profile with one built from the posted records."""

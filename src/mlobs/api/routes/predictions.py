@@ -8,9 +8,10 @@ import uuid
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Request
+from fastapi import APIRouter, Body, Depends, Request
 from pydantic import BaseModel
 
+from mlobs.api.auth import require
 from mlobs.api.deps import RuntimeDep, ServiceDep
 from mlobs.api.errors import responses
 from mlobs.api.schemas import (
@@ -45,16 +46,23 @@ def _single_route(
     return predict
 
 
-def build_router(max_batch_records: int) -> APIRouter:
+def build_router(max_batch_records: int, *, require_key: bool = False) -> APIRouter:
+    """The prediction routes. With ``require_key`` (API keys set and PREDICT_REQUIRES_KEY) the
+    predict routes need the ``predict`` scope; otherwise they carry no dependency at all."""
     router = APIRouter(tags=["predictions"])
+    guard: dict[str, Any] = (
+        {"dependencies": [Depends(require("predict"))], "responses": responses(401, 403, 422, 503)}
+        if require_key
+        else {"responses": responses(422, 503)}
+    )
     for name, body_model in FEATURE_MODELS.items():
         router.add_api_route(
             f"/predict/{name}",
             _single_route(name, body_model),
             methods=["POST"],
             response_model=PredictionOut,
-            responses=responses(422, 503),
             summary=f"Predict {name}",
+            **guard,
         )
 
     def predict_batch(body: BatchRequestBase, service: ServiceDep) -> BatchOut:
@@ -75,7 +83,7 @@ def build_router(max_batch_records: int) -> APIRouter:
         predict_batch,
         methods=["POST"],
         response_model=BatchOut,
-        responses=responses(422, 503),
+        **guard,
     )
 
     @router.get("/predict/models", response_model=ModelsOut)

@@ -6,8 +6,9 @@ import uuid
 from datetime import timedelta, timezone
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
+from mlobs.api.auth import require
 from mlobs.api.deps import RuntimeDep
 from mlobs.api.errors import responses
 from mlobs.api.schemas import SilenceIn, SilenceListOut, SilenceOut
@@ -34,7 +35,11 @@ def list_silences(
 
 
 @router.post(
-    "/monitoring/silences", response_model=SilenceOut, status_code=201, responses=responses(422)
+    "/monitoring/silences",
+    response_model=SilenceOut,
+    status_code=201,
+    responses=responses(401, 403, 422),
+    dependencies=[Depends(require("admin"))],
 )
 def create_silence(body: SilenceIn, rt: RuntimeDep) -> SilenceOut:
     """Silence alerts matching the model and/or alert type from ``starts_at`` to ``ends_at``:
@@ -75,7 +80,10 @@ def get_silence(silence_id: str, rt: RuntimeDep) -> SilenceOut:
 
 
 @router.delete(
-    "/monitoring/silences/{silence_id}", response_model=SilenceOut, responses=responses(404, 409)
+    "/monitoring/silences/{silence_id}",
+    response_model=SilenceOut,
+    responses=responses(401, 403, 404, 409),
+    dependencies=[Depends(require("admin"))],
 )
 def expire_silence(silence_id: str, rt: RuntimeDep) -> SilenceOut:
     """Expire a silence now; the open alerts it covered are notified at the next sweep."""
