@@ -26,6 +26,7 @@ from mlobs.monitoring.metrics import Metrics
 from mlobs.monitoring.notifications import Notifier
 from mlobs.monitoring.performance import PerformanceConfig, PerformanceMonitor
 from mlobs.monitoring.profiles import load_profile
+from mlobs.monitoring.records import PredictionRecord
 from mlobs.monitoring.service import PredictionService, utcnow
 from mlobs.monitoring.silences import Silencer
 from mlobs.storage.alert_repository import AlertRepository
@@ -35,6 +36,7 @@ from mlobs.storage.feedback_repository import FeedbackRepository
 from mlobs.storage.prediction_log import PredictionLog
 from mlobs.storage.repositories import PredictionRepository
 from mlobs.storage.silence_repository import SilenceRepository
+from mlobs.storage.spill import Spill, label_to_json
 
 log = logging.getLogger(__name__)
 
@@ -70,12 +72,16 @@ class Runtime:
         metrics = Metrics(registry)
         engine = make_engine(settings.resolved_database_url)
         repo = PredictionRepository(engine)
+        feedback_repo = FeedbackRepository(engine)
+        spill = Spill(Path(settings.data_dir) / "spill")
         plog = PredictionLog(
             repo,
             metrics,
             queue_size=settings.log_queue_size,
             batch_size=settings.log_batch_size,
             flush_interval=settings.log_flush_interval,
+            spill=spill,
+            replay_labels=feedback_repo.add_replayed,
         )
         drift = DriftMonitor(
             DriftRepository(engine),
@@ -130,7 +136,7 @@ class Runtime:
         )
         alerts.listeners.append(notifier)
         performance = PerformanceMonitor(
-            FeedbackRepository(engine),
+            feedback_repo,
             metrics,
             clock=utcnow,
             models=lambda: service.models.models,
@@ -153,6 +159,17 @@ class Runtime:
             for state in ("active", "acknowledged")
             for a in store.list(AlertFilter(state=state, limit=10_000))[0]
         ]
+
+    def spill_labels(self, items: list[tuple[PredictionRecord, float]]) -> None:
+        """Labels accepted while the database is away: to the spill, replayed when it returns.
+        Raises OSError when the spill fails (the caller answers 503: nothing accepted)."""
+        spill = self.prediction_log.spill
+        if spill is None:
+            raise OSError("no spill configured")
+        labels = self.performance.labels_for(items)
+        spill.append("label", [label_to_json(lab) for lab in labels])
+        for lab in labels:
+            self.metrics.spilled.labels("label", lab.model_name).inc()
 
     def clock(self) -> datetime:
         return self.service.clock()

@@ -526,15 +526,17 @@ class FeedbackOut(BaseModel):
     actual: float
     prediction: float
     probability: float | None = None
-    status: Literal["recorded", "duplicate"] = Field(
+    status: Literal["recorded", "duplicate", "queued"] = Field(
         description="`recorded`: stored now; `duplicate`: the same label was stored before "
-        "(a retry is safe and counted once)."
+        "(a retry is safe and counted once); `queued`: the database is unreachable, the label "
+        "is kept in the local spill and stored when it returns."
     )
 
 
 class FeedbackBatchOut(BaseModel):
     recorded: int
     duplicates: int
+    queued: int = 0
     items: list[FeedbackOut]
 
 

@@ -100,6 +100,19 @@ class Metrics:
             "worker processes).",
             multiprocess_mode="livesum", registry=registry,
         )  # fmt: skip
+        self.spilled = Counter(
+            "mlobs_spilled_records",
+            "Records written to the local spill while the database was unreachable.",
+            ["kind", "model_name"], registry=registry,
+        )  # fmt: skip
+        self.spill_replayed = Counter(
+            "mlobs_spill_replayed_records", "Spilled records replayed into the database.",
+            ["kind"], registry=registry,
+        )  # fmt: skip
+        self.spill_failures = Counter(
+            "mlobs_spill_failures", "Appends to the spill that failed (the records were held).",
+            registry=registry,
+        )  # fmt: skip
         self.log_write_seconds = Histogram(
             "mlobs_prediction_log_write_seconds", "Time of one batched log insert.",
             buckets=LATENCY_BUCKETS, registry=registry,

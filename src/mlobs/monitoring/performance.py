@@ -151,8 +151,17 @@ class PerformanceMonitor:
     def record(self, items: Sequence[tuple[PredictionRecord, float]]) -> list[str]:
         """Store a label per (prediction, actual); outcome ``recorded`` or ``duplicate`` each.
         Raises LabelConflict (nothing stored) when one contradicts a stored label."""
+        labels = self.labels_for(items)
+        outcomes = self.store.add(labels)
+        for lab, outcome in zip(labels, outcomes, strict=True):
+            if outcome == "recorded":
+                self.metrics.labeled_predictions.labels(lab.model_name).inc()
+        return outcomes
+
+    def labels_for(self, items: Sequence[tuple[PredictionRecord, float]]) -> list[LabelRecord]:
+        """Label records for (prediction, actual) pairs, received now."""
         now = self.clock()
-        labels = [
+        return [
             LabelRecord(
                 prediction_id=rec.id,
                 model_name=rec.model_name,
@@ -165,11 +174,6 @@ class PerformanceMonitor:
             )
             for rec, actual in items
         ]
-        outcomes = self.store.add(labels)
-        for lab, outcome in zip(labels, outcomes, strict=True):
-            if outcome == "recorded":
-                self.metrics.labeled_predictions.labels(lab.model_name).inc()
-        return outcomes
 
     # ------------------------------------------------------------------ background work
 

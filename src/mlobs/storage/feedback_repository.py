@@ -9,6 +9,7 @@ process reads it.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,6 +21,8 @@ from mlobs.monitoring.performance import LabelConflict
 from mlobs.monitoring.records import LabelRecord, PerformanceResult, TrackerState
 from mlobs.storage.db import utc
 from mlobs.storage.tables import feedback, label_trackers, performance_results, predictions
+
+log = logging.getLogger(__name__)
 
 
 def _label(row: Any) -> LabelRecord:
@@ -115,6 +118,43 @@ class FeedbackRepository:
                     if received != lab.received_at:
                         outcomes[i] = "duplicate"
         return outcomes
+
+    def add_replayed(self, labels: Sequence[LabelRecord]) -> None:
+        """Labels accepted while the database was away, from the spill: inserted idempotently
+        (a replay that runs twice stores each once). One that meets a different stored label
+        for its prediction (sent again after the database returned) loses: the first stored
+        label stands, as for any second label; it is logged."""
+        if not labels:
+            return
+        rows = [
+            {
+                "prediction_id": lab.prediction_id, "model_name": lab.model_name,
+                "model_version": lab.model_version, "predicted_at": lab.predicted_at,
+                "received_at": lab.received_at, "actual": lab.actual,
+                "prediction": lab.prediction, "probability": lab.probability,
+                "processed": False, "window_seq": None,
+            }
+            for lab in labels
+        ]  # fmt: skip
+        stmt = self._dialect.insert(feedback).on_conflict_do_nothing(
+            index_elements=["prediction_id"]
+        )
+        ids = [lab.prediction_id for lab in labels]
+        with self.engine.begin() as conn:
+            conn.execute(stmt, rows)
+            stored = dict(
+                conn.execute(
+                    select(feedback.c.prediction_id, feedback.c.actual).where(
+                        feedback.c.prediction_id.in_(ids)
+                    )
+                ).all()
+            )
+        clashes = [lab for lab in labels if stored.get(lab.prediction_id) != lab.actual]
+        if clashes:
+            log.warning(
+                "%d replayed label(s) differ from labels stored meanwhile; the stored ones stand",
+                len(clashes),
+            )
 
     def get(self, prediction_id: str) -> LabelRecord | None:
         with self.engine.connect() as conn:

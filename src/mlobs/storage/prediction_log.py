@@ -9,6 +9,14 @@ the database is away is retried with backoff, keeping its batch; only a full buf
 database refuses, or records still unwritten at shutdown are dropped, each counted in
 ``mlobs_prediction_log_dropped_total``. A record is readable through ``get`` from the moment it
 is submitted, whether it is still buffered or stored.
+
+With a ``Spill`` (the service always has one, in ``DATA_DIR/spill``), a database that cannot be
+reached does not hold records back: each batch goes to the append-only spill file instead, and
+the writer tries the database again with backoff; once it answers, the spill is replayed into it
+exactly once (idempotent inserts) before the writer returns to the database. Spilled records
+stay readable (``get``) from a bounded in-memory index until replayed. Only when the spill
+itself fails (disk full, no permission) does the writer fall back to retrying with the batch
+held, and a full buffer then drops, counted.
 """
 
 from __future__ import annotations
@@ -17,14 +25,15 @@ import logging
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from sqlalchemy import exc as sa_exc
 
 from mlobs.errors import Unavailable
 from mlobs.monitoring.metrics import Metrics
 from mlobs.monitoring.ports import PredictionStore
-from mlobs.monitoring.records import PredictionRecord
+from mlobs.monitoring.records import LabelRecord, PredictionRecord
+from mlobs.storage.spill import Backoff, Spill, prediction_to_json
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +50,8 @@ class PredictionLog:
         batch_size: int = 500,
         flush_interval: float = 0.2,
         max_backoff: float = 5.0,
+        spill: Spill | None = None,
+        replay_labels: Callable[[list[LabelRecord]], None] | None = None,
     ) -> None:
         self.store, self.metrics = store, metrics
         self.queue_size, self.batch_size = queue_size, batch_size
@@ -56,6 +67,10 @@ class PredictionLog:
         # built up since the last drain), before each further batch of a long drain, and while an
         # insert is retried. A callback gauge would be exact but multiprocess mode forbids it.
         self._depth = metrics.log_queue_depth
+        self.spill, self.replay_labels = spill, replay_labels
+        self._spilled: dict[str, PredictionRecord] = {}  # readable until replayed (bounded)
+        self.spilling = False
+        self._retry = Backoff(ceiling=max_backoff)
 
     # ------------------------------------------------------------------ request side
 
@@ -69,7 +84,7 @@ class PredictionLog:
 
     def get(self, prediction_id: str) -> PredictionRecord | None:
         """A logged prediction: from the buffer if it is still waiting, else from the store."""
-        record = self._pending.get(prediction_id)
+        record = self._pending.get(prediction_id) or self._spilled.get(prediction_id)
         if record is not None:
             return record
         try:
@@ -82,7 +97,7 @@ class PredictionLog:
     ) -> dict[str, PredictionRecord]:
         """The logged predictions among ``prediction_ids`` (queued or stored), by id; one query.
         Without ``features``, stored ones come back without their feature values."""
-        found = {i: r for i in prediction_ids if (r := self._pending.get(i)) is not None}
+        found = self.get_local(prediction_ids)
         rest = [i for i in prediction_ids if i not in found]
         if rest:
             try:
@@ -90,6 +105,15 @@ class PredictionLog:
             except Exception as exc:
                 raise Unavailable("database", f"{type(exc).__name__}") from exc
         return found
+
+    def get_local(self, prediction_ids: Sequence[str]) -> dict[str, PredictionRecord]:
+        """The predictions among the ids this process still holds (queued or spilled)."""
+        out = {}
+        for i in prediction_ids:
+            r = self._pending.get(i) or self._spilled.get(i)
+            if r is not None:
+                out[i] = r
+        return out
 
     @property
     def depth(self) -> int:
@@ -124,6 +148,8 @@ class PredictionLog:
         while True:
             stopping = self._stopping.wait(self.flush_interval)
             self._depth.set(len(self._buffer))
+            if self.spill is not None and self._retry.due() and self.spill.pending_files():
+                self.replay()
             while self._buffer:
                 batch = self._take(self.batch_size)
                 if not self._write(batch):
@@ -156,6 +182,8 @@ class PredictionLog:
         """
         backoff = 0.05
         while True:
+            if self.spilling and not self._retry.due() and self._to_spill(batch):
+                return True  # the database is away: straight to the spill until the next try
             try:
                 t = time.perf_counter()
                 self.store.insert_many(batch)
@@ -170,6 +198,13 @@ class PredictionLog:
             except sa_exc.DBAPIError as exc:  # unreachable, restarting, schema not there yet
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 self.metrics.log_write_errors.inc()
+                self._retry.failed()
+                if self._to_spill(batch):
+                    if not self.spilling:
+                        log.warning("database unreachable: spilling the prediction log to %s",
+                                    self.spill.path if self.spill else "-")  # fmt: skip
+                    self.spilling = True
+                    return True
                 log.warning(
                     "prediction log insert of %d failed (%s); retrying in %.2fs",
                     len(batch), type(exc).__name__, backoff,
@@ -189,11 +224,55 @@ class PredictionLog:
                 return self._write(batch[:half]) and self._write(batch[half:])
             self.last_error = None
             self.metrics.log_write_seconds.observe(time.perf_counter() - t)
+            if self.spilling:
+                self.replay()  # the database is back: the spill goes in before anything else
             break
         for r in batch:
             self._pending.pop(r.id, None)
         for model_name, n in Counter(r.model_name for r in batch).items():
             self.metrics.log_written.labels(model_name).inc(n)
+        return True
+
+    def _to_spill(self, batch: Sequence[PredictionRecord]) -> bool:
+        """Append a batch to the spill; False when there is none or it fails."""
+        if self.spill is None:
+            return False
+        try:
+            self.spill.append("prediction", [prediction_to_json(r) for r in batch])
+        except Exception as exc:  # disk full, no permission, unserialisable value
+            self.metrics.spill_failures.inc()
+            log.error("spill failed (%s: %s): holding the batch", type(exc).__name__, exc)
+            return False
+        room = self.queue_size - len(self._spilled)
+        for r in batch:
+            self._pending.pop(r.id, None)
+            if room > 0:
+                self._spilled[r.id] = r
+                room -= 1
+        for model_name, n in Counter(r.model_name for r in batch).items():
+            self.metrics.spilled.labels("prediction", model_name).inc(n)
+        return True
+
+    def replay(self) -> bool:
+        """Replay the spill into the database; True when it is empty afterwards."""
+        if self.spill is None:
+            return True
+        try:
+            result = self.spill.replay(
+                self.store.insert_many, self.replay_labels or _no_labels, batch=self.batch_size
+            )
+        except Exception as exc:  # away again: the claimed file stays for the next try
+            self._retry.failed()
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            return False
+        self._retry.succeeded()
+        self.spilling = False
+        self.last_error = None
+        if result.predictions:
+            self.metrics.spill_replayed.labels("prediction").inc(result.predictions)
+        if result.labels:
+            self.metrics.spill_replayed.labels("label").inc(result.labels)
+        self._spilled.clear()
         return True
 
     def _drop(self, records: Sequence[PredictionRecord], reason: str) -> None:
@@ -202,3 +281,7 @@ class PredictionLog:
             self.metrics.log_dropped.labels(r.model_name).inc()
         log.error("dropped %d prediction log record(s) the database refuses: %s",
                   len(records), reason)  # fmt: skip
+
+
+def _no_labels(labels: list[LabelRecord]) -> None:
+    raise RuntimeError(f"{len(labels)} spilled labels but no label store to replay them into")

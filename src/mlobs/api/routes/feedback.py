@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
+from sqlalchemy import exc as sa_exc
 
 from mlobs.api.auth import require
 from mlobs.api.deps import RuntimeDep
@@ -24,7 +25,7 @@ from mlobs.api.schemas import (
     PerformanceWindowOut,
     feedback_batch_model,
 )
-from mlobs.errors import Conflict, InvalidInput, NotFound
+from mlobs.errors import Conflict, InvalidInput, NotFound, Unavailable
 from mlobs.monitoring.alerts import LOWER_IS_BETTER
 from mlobs.monitoring.performance import LabelConflict
 from mlobs.monitoring.records import PredictionRecord
@@ -55,18 +56,37 @@ def _actual(rt: Runtime, rec: PredictionRecord, value: bool | float, loc: tuple[
 
 def _store(rt: Runtime, items: list[FeedbackIn], prefix: tuple[Any, ...]) -> list[FeedbackOut]:
     pairs: list[tuple[PredictionRecord, float]] = []
-    known = rt.service.sink.get_many([str(i.prediction_id) for i in items], features=False)
+    ids = [str(i.prediction_id) for i in items]
+    database_down = False
+    try:
+        known = rt.service.sink.get_many(ids, features=False)
+    except Unavailable:
+        # The database is away: labels for predictions this process still holds (queued or
+        # spilled) are accepted into the spill; others cannot be checked, so nothing is taken.
+        known = rt.prediction_log.get_local(ids)
+        database_down = True
     for i, item in enumerate(items):
         loc = (*prefix, i) if prefix[-1] == "items" else prefix
         rec = known.get(str(item.prediction_id))
         if rec is None:
+            if database_down:
+                raise Unavailable("database", "the prediction cannot be looked up right now")
             raise NotFound("prediction", str(item.prediction_id), loc=(*loc, "prediction_id"))
         pairs.append((rec, _actual(rt, rec, item.actual, loc)))
+    outcomes: list[str]
     try:
+        if database_down:
+            raise Unavailable("database", "unreachable")
         outcomes = rt.performance.record(pairs)
     except LabelConflict as exc:
         loc = (*prefix, exc.index) if prefix[-1] == "items" else prefix
         raise Conflict(str(exc), current=exc.current, loc=(*loc, "actual")) from None
+    except (Unavailable, sa_exc.OperationalError, sa_exc.InterfaceError):
+        try:
+            rt.spill_labels(pairs)
+        except OSError as exc:
+            raise Unavailable("database", f"unreachable, and the spill failed: {exc}") from None
+        outcomes = ["queued"] * len(pairs)
     return [
         FeedbackOut(
             prediction_id=rec.id,
@@ -103,7 +123,13 @@ def build_router(max_items: int) -> APIRouter:
         first item that stopped the batch)."""
         out = _store(rt, list(body.items), ("body", "items"))  # type: ignore[attr-defined]
         recorded = sum(1 for o in out if o.status == "recorded")
-        return FeedbackBatchOut(recorded=recorded, duplicates=len(out) - recorded, items=out)
+        duplicates = sum(1 for o in out if o.status == "duplicate")
+        return FeedbackBatchOut(
+            recorded=recorded,
+            duplicates=duplicates,
+            queued=len(out) - recorded - duplicates,
+            items=out,
+        )
 
     feedback_batch.__annotations__["body"] = feedback_batch_model(max_items)
     router.add_api_route(

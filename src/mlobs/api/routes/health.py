@@ -30,8 +30,14 @@ def _health(rt: Runtime) -> HealthOut:
     db_error = ping(rt.engine)
     if db_error:
         reasons.append(f"database unreachable: {db_error}")
-    if rt.prediction_log.last_error:
-        reasons.append(f"prediction log cannot write: {rt.prediction_log.last_error}")
+    plog = rt.prediction_log
+    if plog.spilling and plog.spill is not None:
+        reasons.append(
+            f"prediction log and labels spilling to {plog.spill.directory} "
+            f"({plog.spill.pending_bytes()} bytes), replayed when the database returns"
+        )
+    elif plog.last_error:
+        reasons.append(f"prediction log cannot write: {plog.last_error}")
     reasons.extend(rt.startup_errors)
     if not rt.models.models:
         status = "unhealthy"
