@@ -27,7 +27,7 @@
   function el(tag, attrs, ...children) {
     const node = document.createElement(tag);
     setAttrs(node, attrs);
-    for (const child of children.flat()) {
+    for (const child of children.flat(Infinity)) {
       if (child === null || child === undefined || child === false) continue;
       node.append(child instanceof Node ? child : document.createTextNode(String(child)));
     }
@@ -37,7 +37,7 @@
   function svg(tag, attrs, ...children) {
     const node = document.createElementNS(SVG_NS, tag);
     setAttrs(node, attrs);
-    for (const child of children.flat()) {
+    for (const child of children.flat(Infinity)) {
       if (child === null || child === undefined) continue;
       node.append(child instanceof Node ? child : document.createTextNode(String(child)));
     }
@@ -174,6 +174,7 @@
   // ------------------------------------------------------------------------ models
 
   function renderModels(health, models, traffic, drift, summary) {
+    if (!changed("models", [health, models, traffic, drift, summary, state.rates, state.model])) return;
     const byName = Object.fromEntries((models ? models.models : []).map((m) => [m.name, m]));
     const names = health ? Object.keys(health.models) : Object.keys(byName);
     const cards = names.map((name) => {
@@ -552,7 +553,7 @@
     box.replaceChildren(
       el("span", { class: `badge s-${level}` }, h.status),
       ` mlobs ${h.version} · database ${h.database} · log queue ${h.log_queue_depth}`,
-      h.reasons.length ? el("span", { class: "reasons" }, ` · ${h.reasons.join("; ")}`) : null,
+      ...(h.reasons.length ? [el("span", { class: "reasons" }, ` · ${h.reasons.join("; ")}`)] : []),
     );
   }
 
