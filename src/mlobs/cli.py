@@ -1,4 +1,5 @@
-"""The ``mlobs`` command line: generate data, train models, serve the API."""
+"""The ``mlobs`` command line: generate data, train models, serve the API, and the operator
+tools (traffic simulator, demo, drift report)."""
 
 from __future__ import annotations
 
@@ -221,6 +222,146 @@ def serve(
         if made is not None:
             os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
             shutil.rmtree(made, ignore_errors=True)
+
+
+def _model_list(values: list[str] | None) -> list[str]:
+    """Models from repeated and/or comma-separated values (``--models fraud,churn``)."""
+    return _names([n.strip() for v in values or [] for n in v.split(",") if n.strip()] or None)
+
+
+@app.command()
+def simulate(
+    url: Annotated[
+        str, typer.Option(help="Base URL of the running API.")
+    ] = "http://127.0.0.1:8000",
+    duration: Annotated[float, typer.Option(min=1, max=86_400, help="Seconds of traffic.")] = 60.0,
+    rate: Annotated[
+        float, typer.Option(min=0.01, max=1_000, help="Requests per second, per model.")
+    ] = 5.0,
+    drift: Annotated[
+        float, typer.Option(min=0, max=1, help="Intensity of injected drift: 0 none, 1 strong.")
+    ] = 0.0,
+    models: Annotated[
+        list[str] | None,
+        typer.Option("--models", "--model", "-m", help="Models, comma-separated or repeated."),
+    ] = None,
+    ramp: Annotated[
+        float, typer.Option(min=0, help="Seconds to ramp up linearly from 0 to --rate.")
+    ] = 0.0,
+    drift_after: Annotated[
+        float, typer.Option(min=0, help="Seconds of undrifted traffic before the drift starts.")
+    ] = 0.0,
+    feedback: Annotated[
+        float, typer.Option(min=0, max=1, help="Share of predictions that get a late label.")
+    ] = 0.0,
+    feedback_delay: Annotated[
+        float, typer.Option(min=0, help="Seconds between a prediction and its label.")
+    ] = 5.0,
+    concurrency: Annotated[
+        int, typer.Option(min=1, max=1_000, help="Most requests in flight (more are dropped).")
+    ] = 32,
+    timeout: Annotated[float, typer.Option(min=0.1, help="Seconds per request.")] = 10.0,
+    settle: Annotated[
+        float, typer.Option(min=0, help="Seconds to let the server evaluate before the summary.")
+    ] = 3.0,
+    seed: Annotated[int, typer.Option(help="Random seed of the generated records.")] = 42,
+    api_key: Annotated[
+        str | None, typer.Option(envvar="MLOBS_API_KEY", help="Sent as X-API-Key.")
+    ] = None,
+) -> None:
+    """Send generated traffic to a running API, optionally drifted, with late labels.
+
+    A fixed rate per model (open loop, optional ramp), a progress bar, then a summary.
+
+    The summary: traffic, errors, latency, the live windows' drift, and the alerts raised.
+
+    Exit code 2 when the API cannot be reached.
+    """
+    from mlobs.tools.simulate import ApiUnreachable, SimulationConfig, print_summary
+    from mlobs.tools.simulate import simulate as run
+
+    _settings()
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per request
+    config = SimulationConfig(
+        url=url, models=tuple(_model_list(models)), duration=duration, rate=rate, drift=drift,
+        drift_after=drift_after, ramp=ramp, feedback_share=feedback, feedback_delay=feedback_delay,
+        concurrency=concurrency, timeout=timeout, settle=settle, seed=seed, api_key=api_key,
+    )  # fmt: skip
+    try:
+        result = run(config, console)
+    except ApiUnreachable as exc:
+        console.print(f"[red]error:[/] {exc}", soft_wrap=True)
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]")
+        raise typer.Exit(130) from None
+    print_summary(result, console)
+
+
+@app.command()
+def demo(
+    interactive: Annotated[
+        bool, typer.Option("--interactive", "-i", help="Pause for Enter between the steps.")
+    ] = False,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
+) -> None:
+    """A walk-through of the service in one process, within a minute.
+
+    Trains the models missing from MODEL_DIR, then runs on a temporary database.
+
+    Predictions, drift, the drift report, alerts opened, acknowledged, resolved; late labels.
+    """
+    from mlobs.tools.demo import DemoOptions, run_demo
+
+    settings = _settings()
+    run_demo(settings, DemoOptions(interactive=interactive, seed=seed), console)
+
+
+@app.command()
+def report(
+    models: ModelsOpt = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="File to write (default: stdout).")
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="html or json.")] = "html",
+    url: Annotated[
+        str | None,
+        typer.Option(help="Read from a running API instead of the local database."),
+    ] = None,
+    api_key: Annotated[
+        str | None, typer.Option(envvar="MLOBS_API_KEY", help="Sent as X-API-Key (with --url).")
+    ] = None,
+) -> None:
+    """Write a drift report (self-contained HTML, or JSON) of the latest closed live windows.
+
+    Per feature: score, status, and a chart of reference vs current proportions per bin.
+
+    Read from the local database (DATABASE_URL or DATA_DIR) or, with --url, from an API.
+    """
+    import sys
+
+    from mlobs.tools.report import ReportError, from_api, from_database, render_html, render_json
+
+    if fmt not in ("html", "json"):
+        raise typer.BadParameter(f"--format must be html or json, got {fmt!r}")
+    settings = _settings()
+    names = _names(models)
+    try:
+        if url:
+            content = from_api(url, names, api_key)
+        else:
+            content = from_database(settings.resolved_database_url, settings.model_dir, names)
+    except ReportError as exc:
+        console.print(f"[red]error:[/] {exc}", soft_wrap=True)
+        raise typer.Exit(1) from None
+    text = render_html(content) if fmt == "html" else render_json(content)
+    if out is None:
+        sys.stdout.write(text)
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    shown = ", ".join(f"{m['model_name']} ({m['status']})" for m in content["models"])
+    console.print(f"wrote {out}: {shown}", soft_wrap=True)
 
 
 def main() -> None:  # pragma: no cover - console entry point

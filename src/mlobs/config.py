@@ -63,7 +63,7 @@ class Settings(BaseSettings):
     )
 
     drift_window_size: int = Field(
-        1_000, ge=1, description="Rows after which a model's live drift window closes."
+        500, ge=1, description="Rows after which a model's live drift window closes."
     )
     drift_window_seconds: float = Field(
         300.0, ge=0, description="Seconds after which a live window closes anyway (0: never)."

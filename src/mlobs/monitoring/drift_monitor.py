@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 class DriftConfig:
     """How live windows behave and what the detector calls drift."""
 
-    window_size: int = 1_000
+    window_size: int = 500
     window_seconds: float | None = None
     min_samples: int = 500
     check_min_samples: int = 100
@@ -208,6 +208,15 @@ class DriftMonitor:
             return self._models[model_name]
         return state
 
+    def _live_min(self, counts: WindowCounts) -> int:
+        """The per-feature minimum for a live window: a window below ``min_samples`` rows gives
+        no verdict at all (every feature needs more values than it has); a window with enough
+        rows scores each feature with at least ``check_min_samples`` non-missing values, so a
+        feature with a few missing values is not left out of a window that just made it."""
+        if counts.n_rows < self.config.min_samples:
+            return self.config.min_samples
+        return min(self.config.check_min_samples, self.config.min_samples)
+
     def _due(self, window: WindowInfo, now: datetime) -> bool:
         if window.n_rows >= self.config.window_size:
             return True
@@ -218,7 +227,7 @@ class DriftMonitor:
         self, model_name: str, state: _ModelState, window_id: int, now: datetime
     ) -> DriftResult | None:
         counts = self.store.read_counts(window_id, state.profile)
-        report = self.config.detector(state.profile, self.config.min_samples).evaluate(counts)
+        report = self.config.detector(state.profile, self._live_min(counts)).evaluate(counts)
         quality = assess(state.profile, counts, self.config.quality)
         result = self._result(model_name, "live", window_id, now, report, quality)
         if not self.store.save_result(result):
@@ -270,7 +279,7 @@ class DriftMonitor:
                 f"no live window for {model_name!r} yet: send predictions, or post records"
             )
         counts = self.store.read_counts(window.id, state.profile)
-        report = self.config.detector(state.profile, self.config.min_samples).evaluate(counts)
+        report = self.config.detector(state.profile, self._live_min(counts)).evaluate(counts)
         return report, assess(state.profile, counts, self.config.quality), window
 
     def status(self, model_name: str) -> dict[str, Any]:
@@ -386,7 +395,7 @@ class DriftMonitor:
             w = self.store.open_window(model_name)
             if w is not None and w.n_rows and w.profile_version == state.version:
                 counts = self.store.read_counts(w.id, p)
-                report = self.config.detector(p, self.config.min_samples).evaluate(counts)
+                report = self.config.detector(p, self._live_min(counts)).evaluate(counts)
                 return WindowView("open", w.id, counts.n_rows, None, counts, report.to_dict())
         return None
 

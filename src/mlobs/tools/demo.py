@@ -86,7 +86,7 @@ def demo_settings(settings: Settings, workdir: Path, rows: int) -> Settings:
     return settings.model_copy(
         update={
             "database_url": f"sqlite:///{workdir / 'demo.db'}",
-            "log_level": "WARNING",
+            "log_level": "ERROR",  # the tables tell what the log lines would
             "log_flush_interval": 0.05,
             "drift_window_size": rows,
             "drift_window_seconds": 0.0,
@@ -97,6 +97,10 @@ def demo_settings(settings: Settings, workdir: Path, rows: int) -> Settings:
             "performance_estimate_window": rows,
             "performance_estimate_interval": 3600.0,
             "alert_rules_file": None,
+            # In-process only (nothing listens on a port): no keys, whatever the user's are.
+            "api_keys": "",
+            "predict_requires_key": False,
+            "environment": "development",
             "webhook_urls": "",
             "slack_webhook_url": None,
             "alertmanager_url": None,
@@ -117,7 +121,9 @@ def _wait_ready(client: TestClient, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while client.get("/health/ready").status_code != 200:
         if time.monotonic() > deadline:
-            raise RuntimeError(f"the app is not ready after {timeout:g} s: {client.get('/health').text}")
+            raise RuntimeError(
+                f"the app is not ready after {timeout:g} s: {client.get('/health').text}"
+            )
         time.sleep(0.05)
 
 
@@ -159,7 +165,9 @@ def drift_table(report: Mapping[str, Any], title: str) -> Table:
         table.add_row(f["feature"], f["kind"], f["method"], _num(f["score"]), _status(f["status"]))
     if report.get("prediction"):
         p = report["prediction"]
-        table.add_row("(prediction)", p["kind"], p["method"], _num(p["score"]), _status(p["status"]))
+        table.add_row(
+            "(prediction)", p["kind"], p["method"], _num(p["score"]), _status(p["status"])
+        )
     return table
 
 
@@ -169,9 +177,13 @@ def windows_table(results: Mapping[str, Mapping[str, Any]], title: str) -> Table
         table.add_column(col)
     for name, r in results.items():
         table.add_row(
-            name, f"#{r['window_id']}", str(r["n_rows"]), f"{r['drift_share']:.2f}",
-            "yes" if r["dataset_drift"] else "no", _status(r["status"]),
-        )  # fmt: skip
+            name,
+            f"#{r['window_id']}",
+            str(r["n_rows"]),
+            f"{r['drift_share']:.2f}",
+            "yes" if r["dataset_drift"] else "no",
+            _status(r["status"]),
+        )
     return table
 
 
@@ -182,7 +194,11 @@ def alerts_table(alerts: Sequence[Mapping[str, Any]], title: str) -> Table:
     for a in alerts:
         sev = "red" if a["severity"] == "critical" else "yellow"
         table.add_row(
-            a["alert_type"], a["model_name"], f"[{sev}]{a['severity']}[/]", a["status"], a["message"]
+            a["alert_type"],
+            a["model_name"],
+            f"[{sev}]{a['severity']}[/]",
+            a["status"],
+            a["message"],
         )
     return table
 
@@ -197,12 +213,18 @@ def performance_table(perf: Mapping[str, Mapping[str, Any]]) -> Table:
         realized = (p["realized"] or {}).get("metrics", {}).get(metric)
         estimated = (p["estimated"] or {}).get("metrics", {}).get(metric)
         gap = None if realized is None or estimated is None else estimated - realized
-        bound = f"{'<' if rule['direction'] == 'below' else '>'} {rule['bound']:.4g}" if rule else "-"
         fmt = ",.0f" if metric in ("mae", "rmse") else ".3f"
+        sign = "<" if rule and rule["direction"] == "below" else ">"
+        bound = f"{sign} {rule['bound']:{fmt}}" if rule else "-"
         table.add_row(
-            name, metric, _num(p["holdout"].get(metric), fmt), _num(estimated, fmt),
-            _num(realized, fmt), _num(gap, "+.3f"), bound,
-        )  # fmt: skip
+            name,
+            metric,
+            _num(p["holdout"].get(metric), fmt),
+            _num(estimated, fmt),
+            _num(realized, fmt),
+            _num(gap, "+.3f"),
+            bound,
+        )
     return table
 
 
@@ -264,8 +286,11 @@ def run_demo(
     console.rule()
     console.print(
         f"Done in {outcome.seconds:.1f} s. The demo's database is gone; models "
-        + (f"trained into {settings.model_dir}: {', '.join(trained)}." if trained else
-           f"came from {settings.model_dir}.")  # fmt: skip
+        + (
+            f"trained into {settings.model_dir}: {', '.join(trained)}."
+            if trained
+            else f"came from {settings.model_dir}."
+        )
         + " Next: `make run`, then `python scripts/simulate_traffic.py --duration 120 --rate 5 "
         "--drift 0.3` and `mlobs report --model fraud --out report.html`."
     )
@@ -281,28 +306,37 @@ def _walk(d: _Demo, outcome: DemoOutcome) -> None:
     for m in models:
         h = m["holdout_metrics"]
         shown = {k: h[k] for k in ("roc_auc", "accuracy", "r2", "mae") if k in h}
-        table.add_row(m["name"], m["algorithm"] or "-", m["version"] or "-",
-                      "  ".join(f"{k}={v:.4g}" for k, v in shown.items()))  # fmt: skip
+        table.add_row(
+            m["name"],
+            m["algorithm"] or "-",
+            m["version"] or "-",
+            "  ".join(f"{k}={v:.4g}" for k, v in shown.items()),
+        )
     con.print(table)
 
-    d.step("Serving predictions",
-           f"One request per model, then {opts.rows} records per model like the training data. "
-           f"A live window closes after {opts.rows} rows and is compared with the reference.")  # fmt: skip
+    d.step(
+        "Serving predictions",
+        f"One request per model, then {opts.rows} records per model like the training data. "
+        f"A live window closes after {opts.rows} rows and is compared with the reference.",
+    )
     singles = Table(title="Single predictions")
     for col in ("model", "prediction_id", "prediction", "probability"):
         singles.add_column(col)
     for i, name in enumerate(MODEL_NAMES):
         record = json_records(generate(name, 1, seed=opts.seed + i), DATASETS[name].feature_names)
         p = _ok(c.post(f"/predict/{name}", json=record[0]))
-        singles.add_row(name, p["prediction_id"], f"{p['prediction']:,}", _num(p["probability"]))
+        value = f"{p['prediction']:,.0f}" if p["probability"] is None else str(p["prediction"])
+        singles.add_row(name, p["prediction_id"], value, _num(p["probability"]))
     con.print(singles)
     d.traffic(False, opts.seed + 10)
     d.runtime.flush_drift()
     con.print(windows_table(d.latest_windows(), "Live windows of undrifted traffic"))
 
-    d.step("Injecting drift",
-           f"{opts.rows} more records per model, drifted at intensity {opts.drift}: features "
-           "shifted, category mixes changed, unseen categories, more missing values.")  # fmt: skip
+    d.step(
+        "Injecting drift",
+        f"{opts.rows} more records per model, drifted at intensity {opts.drift}: features "
+        "shifted, category mixes changed, unseen categories, more missing values.",
+    )
     d.traffic(True, opts.seed + 20)
     d.runtime.flush_drift()
     outcome.drift = d.latest_windows()
@@ -311,16 +345,28 @@ def _walk(d: _Demo, outcome: DemoOutcome) -> None:
     opened = d.open_alerts()
     con.print(alerts_table(opened, "Alerts opened"))
 
-    d.step("Acknowledging and resolving an alert",
-           "An operator takes the fraud drift alert: acknowledge (it stays open), then resolve.")  # fmt: skip
+    d.step(
+        "Acknowledging and resolving an alert",
+        "An operator takes the fraud drift alert: acknowledge (it stays open), then resolve.",
+    )
     target = next((a for a in opened if a["model_name"] == "fraud"), opened[0] if opened else None)
     if target is not None:
         aid = target["id"]
-        ack = _ok(c.post(f"/monitoring/alerts/{aid}/acknowledge",
-                         json={"by": "demo", "note": "new merchant mix; checking with the team"}))  # fmt: skip
-        con.print(f"acknowledged: [bold]{ack['alert_type']}[/] {ack['model_name']} -> {ack['status']}")
-        res = _ok(c.post(f"/monitoring/alerts/{aid}/resolve",
-                         json={"by": "demo", "note": "reference to be rebuilt after review"}))  # fmt: skip
+        ack = _ok(
+            c.post(
+                f"/monitoring/alerts/{aid}/acknowledge",
+                json={"by": "demo", "note": "new merchant mix; checking with the team"},
+            )
+        )
+        con.print(
+            f"acknowledged: [bold]{ack['alert_type']}[/] {ack['model_name']} -> {ack['status']}"
+        )
+        res = _ok(
+            c.post(
+                f"/monitoring/alerts/{aid}/resolve",
+                json={"by": "demo", "note": "reference to be rebuilt after review"},
+            )
+        )
         con.print(f"resolved: [bold]{res['alert_type']}[/] {res['model_name']} -> {res['status']}")
         events = Table(title=f"History of alert {aid}")
         for col in ("event", "at", "by", "note"):
@@ -330,25 +376,34 @@ def _walk(d: _Demo, outcome: DemoOutcome) -> None:
         con.print(events)
         outcome.handled = res
 
-    d.step("Late labels",
-           f"{opts.rows} new predictions per model on data whose label relation changed (concept "
-           f"drift {opts.concept}, features as in training), then their labels via /feedback/batch."
-           " The label-free estimate only sees the features and stays near holdout; the realized "
-           "figures from the labels fall.")  # fmt: skip
-    frames = {m: generate(m, opts.rows, seed=opts.seed + 30, drift=DriftSpec(concept=opts.concept))
-              for m in MODEL_NAMES}  # fmt: skip
+    d.step(
+        "Late labels",
+        f"{opts.rows} new predictions per model on data whose label relation changed (concept "
+        f"drift {opts.concept}, features as in training), then their labels via /feedback/batch."
+        " The label-free estimate only sees the features and stays near holdout; the realized "
+        "figures from the labels fall.",
+    )
+    frames = {
+        m: generate(m, opts.rows, seed=opts.seed + 30, drift=DriftSpec(concept=opts.concept))
+        for m in MODEL_NAMES
+    }
     target_col = {m: DATASETS[m].target for m in MODEL_NAMES}
     for name, df in frames.items():
         preds = _batch(c, name, df)
-        items = [{"prediction_id": p["prediction_id"], "actual": float(y)}
-                 for p, y in zip(preds, df[target_col[name]].tolist(), strict=True)]  # fmt: skip
+        items = [
+            {"prediction_id": p["prediction_id"], "actual": float(y)}
+            for p, y in zip(preds, df[target_col[name]].tolist(), strict=True)
+        ]
         _ok(c.post("/feedback/batch", json={"items": items}))
     d.runtime.process_labels(full=True)
     outcome.performance = {m: _ok(c.get(f"/monitoring/performance/{m}")) for m in MODEL_NAMES}
     con.print(performance_table(outcome.performance))
     before = {a["id"] for a in opened}
-    con.print(alerts_table([a for a in d.open_alerts() if a["id"] not in before],
-                           "Alerts opened by the labels"))  # fmt: skip
+    con.print(
+        alerts_table(
+            [a for a in d.open_alerts() if a["id"] not in before], "Alerts opened by the labels"
+        )
+    )
 
     d.step("Where things stand", "Every alert of the demo, newest first.")
     outcome.alerts = list(_ok(c.get("/monitoring/alerts", params={"limit": 100}))["alerts"])

@@ -10,6 +10,7 @@ exactly what the verdict was computed on.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
@@ -112,8 +113,11 @@ def from_database(database_url: str, model_dir: Path, models: Sequence[str]) -> 
             r = last[0]
             profile = load_profile(model_dir, name)
             reference = (
-                {"model_version": profile.model_version, "rows": profile.rows,
-                 "created_at": profile.created_at}  # fmt: skip
+                {
+                    "model_version": profile.model_version,
+                    "rows": profile.rows,
+                    "created_at": profile.created_at,
+                }  # fmt: skip
                 if profile is not None
                 else None
             )
@@ -135,13 +139,24 @@ def from_database(database_url: str, model_dir: Path, models: Sequence[str]) -> 
     return build_report(entries, source, missing)
 
 
-def from_api(url: str, models: Sequence[str], api_key: str | None = None) -> dict[str, Any]:
-    """The report from a running server's ``/monitoring/drift/status/{model}``."""
+def from_api(
+    url: str,
+    models: Sequence[str],
+    api_key: str | None = None,
+    *,
+    client: httpx.Client | None = None,
+) -> dict[str, Any]:
+    """The report from a running server's ``/monitoring/drift/status/{model}`` (through
+    ``client`` when one is given, e.g. a test client)."""
     base = url.rstrip("/")
     headers = {"X-API-Key": api_key} if api_key else {}
     entries, missing = [], []
     try:
-        with httpx.Client(base_url=base, timeout=30.0, headers=headers) as client:
+        with contextlib.ExitStack() as stack:
+            if client is None:
+                client = stack.enter_context(
+                    httpx.Client(base_url=base, timeout=30.0, headers=headers)
+                )
             for name in models:
                 r = client.get(f"/monitoring/drift/status/{name}")
                 if r.status_code == 404:

@@ -95,6 +95,7 @@ class SimulationResult:
     elapsed: float
     drift: dict[str, DriftOutcome]
     alerts: list[dict[str, Any]]  # alerts opened during the run
+    problems: list[str] = field(default_factory=list)  # what could not be read after the run
 
     @property
     def drift_detected(self) -> bool:
@@ -107,7 +108,7 @@ class SimulationResult:
 def json_records(df: pd.DataFrame, columns: Sequence[str]) -> list[dict[str, Any]]:
     """Rows as JSON-ready request bodies (NaN becomes null)."""
     records = df[list(columns)].to_dict("records")
-    return [{k: (None if _missing(v) else v) for k, v in r.items()} for r in records]
+    return [{str(k): (None if _missing(v) else v) for k, v in r.items()} for r in records]
 
 
 def _missing(v: Any) -> bool:
@@ -156,8 +157,12 @@ def probe(config: SimulationConfig) -> list[str]:
         if time.monotonic() > deadline:
             raise ApiUnreachable(f"the API at {url} is not ready after {config.ready_timeout:g} s")
         time.sleep(0.5)
-    models = httpx.get(f"{url}/predict/models", timeout=10.0, headers=config.headers).json()
-    loaded = {m["name"] for m in models["models"] if m["loaded"]}
+    try:
+        r = httpx.get(f"{url}/predict/models", timeout=10.0, headers=config.headers)
+        r.raise_for_status()
+        loaded = {m["name"] for m in r.json()["models"] if m["loaded"]}
+    except httpx.HTTPError as exc:
+        raise ApiUnreachable(f"the API at {url} did not list its models: {exc}") from None
     serving = [m for m in config.models if m in loaded]
     if not serving:
         raise ApiUnreachable(f"the API at {url} serves none of {list(config.models)}")
@@ -210,6 +215,7 @@ class _Run:
     progress: Progress
     task: TaskID
     pending: list[_Label] = field(default_factory=list)
+    label_refusal: str | None = None
 
     async def one(
         self, client: httpx.AsyncClient, model: str, record: dict[str, Any], label: float | None
@@ -254,6 +260,8 @@ class _Run:
         try:
             r = await client.post("/feedback/batch", json={"items": items})
             ok = r.status_code == 200
+            if r.status_code in (401, 403):
+                self.label_refusal = f"the API refused the labels ({r.status_code}): pass --api-key"
         except httpx.TransportError:
             ok = False
         for x in batch:
@@ -278,7 +286,9 @@ async def _drive(
     cfg = run.config
     rng = np.random.default_rng(cfg.seed)
     wants_label = rng.random(len(plan)) < cfg.feedback_share
-    limits = httpx.Limits(max_connections=cfg.concurrency, max_keepalive_connections=cfg.concurrency)
+    limits = httpx.Limits(
+        max_connections=cfg.concurrency, max_keepalive_connections=cfg.concurrency
+    )
     async with httpx.AsyncClient(
         base_url=cfg.url.rstrip("/"), timeout=cfg.timeout, limits=limits, headers=cfg.headers
     ) as client:
@@ -297,7 +307,9 @@ async def _drive(
                 continue
             drifted = cfg.drift > 0 and offset >= cfg.drift_after
             record, label = pools[model][drifted].row(i)
-            t = asyncio.create_task(run.one(client, model, record, label if wants_label[n] else None))
+            t = asyncio.create_task(
+                run.one(client, model, record, label if wants_label[n] else None)
+            )
             in_flight.add(t)
             t.add_done_callback(in_flight.discard)
         if in_flight:
@@ -313,9 +325,12 @@ def simulate(config: SimulationConfig, console: Console) -> SimulationResult:
     if skipped:
         console.print(f"[yellow]not served by the API, skipped: {', '.join(skipped)}[/]")
     url = config.url.rstrip("/")
-    with httpx.Client(base_url=url, timeout=30.0, headers=config.headers) as client:
-        known_alerts = _alert_ids(client)
-        last_windows = {m: _last_window(client, m) for m in models}
+    try:
+        with httpx.Client(base_url=url, timeout=30.0, headers=config.headers) as client:
+            known_alerts = _alert_ids(client)
+            last_windows = {m: _last_window(client, m) for m in models}
+    except httpx.HTTPError as exc:
+        raise ApiUnreachable(f"the API at {url} failed before the run: {exc}") from None
 
     times = {m: schedule(config.rate, config.duration, config.ramp) for m in models}
     plan = merge(times)
@@ -333,7 +348,8 @@ def simulate(config: SimulationConfig, console: Console) -> SimulationResult:
         f"{config.rate:g}/s per model for {', '.join(models)}"
         + (f", ramp {config.ramp:g} s" if config.ramp else "")
         + (
-            f", drift {config.drift:g}" + (f" from {config.drift_after:g} s" if config.drift_after else "")
+            f", drift {config.drift:g}"
+            + (f" from {config.drift_after:g} s" if config.drift_after else "")
             if config.drift
             else ""
         )
@@ -353,14 +369,21 @@ def simulate(config: SimulationConfig, console: Console) -> SimulationResult:
         run = _Run(config, tallies, progress, task)
         asyncio.run(_drive(run, plan, pools))
     elapsed = time.monotonic() - t0
+    if run.label_refusal:
+        console.print(f"[yellow]{run.label_refusal}[/]")
 
     with console.status(f"letting the server evaluate its windows ({config.settle:g} s)"):
         time.sleep(config.settle)
-    with httpx.Client(base_url=url, timeout=30.0, headers=config.headers) as client:
-        drift = {m: _drift_after_run(client, m, last_windows[m]) for m in models}
-        r = client.get("/monitoring/alerts", params={"limit": 500})
-        alerts = [a for a in r.json()["alerts"] if a["id"] not in known_alerts]
-    return SimulationResult(config, tallies, elapsed, drift, alerts)
+    result = SimulationResult(config, tallies, elapsed, {}, [])
+    try:
+        with httpx.Client(base_url=url, timeout=30.0, headers=config.headers) as client:
+            result.drift = {m: _drift_after_run(client, m, last_windows[m]) for m in models}
+            r = client.get("/monitoring/alerts", params={"limit": 500})
+            r.raise_for_status()
+            result.alerts = [a for a in r.json()["alerts"] if a["id"] not in known_alerts]
+    except httpx.HTTPError as exc:
+        result.problems.append(f"could not read drift and alerts from {url} after the run: {exc}")
+    return result
 
 
 # ------------------------------------------------------------------------------ the summary
@@ -395,7 +418,9 @@ def summary_tables(result: SimulationResult) -> list[Table]:
         cells = [name, f"{t.planned:,}", f"{t.sent:,}", f"{t.ok:,}", _errors(t), f"{t.dropped:,}",
                  _ms(t.p50()), _ms(t.p99())]  # fmt: skip
         if result.config.feedback_share:
-            cells.append(f"{t.labels_sent:,}" + (f" ({t.label_errors} failed)" if t.label_errors else ""))
+            cells.append(
+                f"{t.labels_sent:,}" + (f" ({t.label_errors} failed)" if t.label_errors else "")
+            )
         traffic.add_row(*cells, style="bold" if name == "total" else None)
 
     drift = Table(title="Drift (live windows)")
@@ -416,7 +441,9 @@ def summary_tables(result: SimulationResult) -> list[Table]:
             style="red" if d.detected else None,
         )
 
-    alerts = Table(title=f"Alerts raised ({len(result.alerts)})")
+    if not result.alerts:
+        return [traffic, drift] if result.drift else [traffic]
+    alerts = Table(title=f"Alerts raised during the run ({len(result.alerts)})")
     for col in ("type", "model", "severity", "status", "message"):
         alerts.add_column(col, overflow="fold")
     for a in result.alerts:
@@ -427,11 +454,17 @@ def summary_tables(result: SimulationResult) -> list[Table]:
 def print_summary(result: SimulationResult, console: Console) -> None:
     for table in summary_tables(result):
         console.print(table)
+    for problem in result.problems:
+        console.print(f"[yellow]{problem}[/]")
+    if not result.drift:
+        return
     if result.drift_detected:
         console.print("[bold red]Drift detected[/] in a live window closed during the run.")
     elif not any(d.closed for d in result.drift.values()):
         w = next(iter(result.drift.values())).window
-        limits = f"{w.get('size', '?')} rows" + (f" or {w['seconds']:g} s" if w.get("seconds") else "")
+        limits = f"{w.get('size', '?')} rows" + (
+            f" or {w['seconds']:g} s" if w.get("seconds") else ""
+        )
         console.print(
             f"No live window closed during the run: the server closes one after {limits} "
             f"(DRIFT_WINDOW_SIZE, DRIFT_WINDOW_SECONDS) and judges it from "

@@ -1,0 +1,115 @@
+"""`mlobs simulate` against a real server process: drifted traffic at a fixed rate ends with drift
+detected and an alert open; an unreachable API is one clear line and exit code 2."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from helpers import free_port, stop_process_group
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def _run(*args: str, cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "simulate_traffic.py"), *args],
+        cwd=cwd,
+        env={**os.environ, "COLUMNS": "200", "LOG_LEVEL": "WARNING"},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.fixture
+def server(tmp_path: Path, model_dir: Path) -> Iterator[str]:
+    """`mlobs serve` with small live windows: 250 rows, judged from 200."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "MODEL_DIR": str(model_dir),
+        "DATA_DIR": str(tmp_path / "data"),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'mlobs.db'}",
+        "LOG_LEVEL": "WARNING",
+        "DRIFT_WINDOW_SIZE": "250",
+        "DRIFT_MIN_SAMPLES": "200",
+        "PERFORMANCE_MIN_LABELS": "20",
+    }
+    log = tmp_path / "server.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mlobs", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120  # imports are slow on a small machine
+        while True:
+            assert proc.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, f"not ready in 120 s: {log.read_text()[-3000:]}"
+            try:
+                if httpx.get(f"{url}/health/ready", timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.5)
+        yield url
+    finally:
+        stop_process_group(proc)
+
+
+def test_drifted_traffic_ends_with_drift_detected_and_an_alert_open(
+    server: str, tmp_path: Path
+) -> None:
+    # 15/s per model for 20 s after a 2 s ramp: 285 rows per model, so each model's window of
+    # 250 rows closes (at ~17.7 s) during the run.
+    out = _run(
+        "--url", server, "--duration", "20", "--rate", "15", "--drift", "0.3", "--ramp", "2",
+        "--feedback", "0.2", "--feedback-delay", "1", "--settle", "3",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "Traceback" not in out.stderr
+    assert "Drift detected" in out.stdout
+    assert "Alerts raised during the run" in out.stdout
+    assert "285" in out.stdout  # planned per model
+
+    for model in ("fraud", "price", "churn"):
+        history = httpx.get(f"{server}/monitoring/drift/history/{model}", timeout=10).json()
+        assert history["results"] and history["results"][0]["dataset_drift"], history
+        alerts = httpx.get(
+            f"{server}/monitoring/alerts",
+            params={"status": "active", "model": model},
+            timeout=10,
+        ).json()["alerts"]
+        assert {a["alert_type"] for a in alerts} & {"drift_detected", "drift_critical"}, alerts
+        assert f"{model}" in out.stdout
+
+    # Late labels reached the service (~20% of 285 per model).
+    deadline = time.monotonic() + 15
+    while True:
+        perf = httpx.get(f"{server}/monitoring/performance/churn", timeout=10).json()
+        if perf["labels"]["total"] >= 30 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert 30 <= perf["labels"]["total"] <= 285
+
+
+def test_an_unreachable_api_is_one_clear_line_and_exit_code_2(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    out = _run("--url", url, "--duration", "5", cwd=tmp_path, timeout=120)
+    assert out.returncode == 2
+    text = out.stdout + out.stderr
+    assert f"cannot reach the mlobs API at {url}" in text
+    assert "Traceback" not in text
