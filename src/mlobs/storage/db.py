@@ -61,6 +61,13 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 5)
     kwargs.setdefault("max_overflow", 10)
+    # Every call to the database is bounded: connecting (an unreachable host fails in 5 s
+    # instead of the OS's minutes), waiting for a pooled connection, and each statement.
+    kwargs.setdefault("pool_timeout", 10)
+    if u.get_backend_name() == "postgresql":
+        connect_args = {"connect_timeout": 5, "options": "-c statement_timeout=30000"}
+        connect_args.update(kwargs.pop("connect_args", {}))
+        kwargs["connect_args"] = connect_args
     return create_engine(url, **kwargs)
 
 
