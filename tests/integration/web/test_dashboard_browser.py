@@ -230,7 +230,9 @@ def test_the_page_shows_models_histograms_history_quality_and_performance(
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000
     if os.environ.get("MLOBS_ARTIFACTS_DIR"):  # CI may keep it as an artifact
-        shutil.copy(shot, Path(os.environ["MLOBS_ARTIFACTS_DIR"]) / "dashboard.png")
+        dest = Path(os.environ["MLOBS_ARTIFACTS_DIR"])
+        dest.mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, dest / "dashboard.png")
     print(f"dashboard screenshot: {shot}")
     text = page.locator("body").inner_text()
     assert not any(bad in text for bad in ("undefined", "NaN", "[object")), text
