@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -87,9 +88,18 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 def settings_factory(tmp_path: Path, model_dir: Path) -> Callable[..., Settings]:
+    copied: list[Path] = []
+
+    def own_models() -> Path:
+        # A copy per test: a test may replace a reference profile (POST /monitoring/reference),
+        # and must not change what the tests after it see.
+        if not copied:
+            copied.append(Path(shutil.copytree(model_dir, tmp_path / "models")))
+        return copied[0]
+
     def make(**overrides: Any) -> Settings:
         values: dict[str, Any] = {
-            "model_dir": model_dir,
+            "model_dir": overrides.pop("model_dir", None) or own_models(),
             "data_dir": tmp_path / "data",
             "log_flush_interval": 0.05,
             "log_level": "WARNING",

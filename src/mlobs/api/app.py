@@ -21,12 +21,15 @@ DESCRIPTION = """
 Serves the fraud, price and churn models, logs every prediction, and exports Prometheus metrics.
 
 Every error body has one shape: `{"detail": [{"loc": [...], "msg": "...", "type": "..."}]}`,
-where `loc` names the field (and the record index, in a batch).
+where `loc` names the field (and the record index, in a batch). A body that is not JSON text
+(e.g. not UTF-8) is a 400; JSON that does not parse (`json_invalid`) or does not validate is a
+422; a body over the server's limit (`MAX_BODY_BYTES`) is a 413.
 
 When the server has API keys (`API_KEYS`), state-changing routes need the header `X-API-Key`
 with a scope: `admin` (acknowledge, resolve, silences, reference updates), `feedback` (labels),
 `predict` (predictions and posted checks, with `PREDICT_REQUIRES_KEY=true`). Health, metrics,
-the docs, the web page and read-only GETs stay open.
+the docs, the web page and read-only GETs stay open. This document is the running server's:
+the routes it shows with a security requirement (and 401, 403) are those its keys guard.
 """
 
 
@@ -74,15 +77,10 @@ def create_app(
     errors.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(health.router)
-    app.include_router(
-        predictions.build_router(
-            settings.max_batch_records,
-            require_key=policy.enabled and settings.predict_requires_key,
-        )
-    )
-    app.include_router(monitoring.router)
-    app.include_router(feedback.build_router(settings.max_batch_records))
-    app.include_router(alerts.router)
-    app.include_router(silences.router)
+    app.include_router(predictions.build_router(policy, settings.max_batch_records))
+    app.include_router(monitoring.build_router(policy, settings.max_batch_records))
+    app.include_router(feedback.build_router(policy, settings.max_batch_records))
+    app.include_router(alerts.build_router(policy))
+    app.include_router(silences.build_router(policy))
     app.include_router(web.router)
     return app

@@ -78,6 +78,10 @@ class KeyPolicy:
     def enabled(self) -> bool:
         return bool(self.keys)
 
+    def enforces(self, scope: Scope) -> bool:
+        """Whether a request needs a key with ``scope`` (predict only with PREDICT_REQUIRES_KEY)."""
+        return self.enabled and (scope != "predict" or self.predict_requires_key)
+
     def scopes_of(self, presented: str | None) -> frozenset[str] | None:
         """The scopes of a presented key; None when it matches no key (constant time)."""
         if presented is None:
@@ -90,7 +94,7 @@ class KeyPolicy:
         return found
 
     def check(self, scope: Scope, presented: str | None) -> None:
-        if not self.enabled or (scope == "predict" and not self.predict_requires_key):
+        if not self.enforces(scope):
             return
         scopes = self.scopes_of(presented)
         if scopes is None:
@@ -116,3 +120,19 @@ def require(scope: Scope) -> Callable[..., Coroutine[Any, Any, None]]:
 
     dependency.__name__ = f"require_{scope}"
     return dependency
+
+
+@dataclass(frozen=True)
+class Guard:
+    """What a route needs to enforce one scope under a policy: the dependency, and the statuses
+    (401, 403) that OpenAPI then documents. Empty where the policy leaves the route open, so the
+    document of an open server claims neither a security requirement nor a 401."""
+
+    dependencies: tuple[Any, ...] = ()
+    statuses: tuple[int, ...] = ()
+
+    @classmethod
+    def of(cls, policy: KeyPolicy, scope: Scope) -> Guard:
+        if not policy.enforces(scope):
+            return cls()
+        return cls((Depends(require(scope)),), (401, 403))

@@ -11,9 +11,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from mlobs.api.auth import Forbidden, Unauthorized
-from mlobs.api.schemas import ErrorOut
+from mlobs.api.schemas import ConflictOut, ErrorOut
 from mlobs.errors import Conflict, InvalidInput, ModelNotLoaded, NotFound, Unavailable
 
 log = logging.getLogger(__name__)
@@ -23,19 +24,53 @@ def error_body(loc: list[str | int], msg: str, kind: str) -> dict[str, Any]:
     return {"detail": [{"loc": loc, "msg": msg, "type": kind}]}
 
 
+# What each error status means on this API; every one has the ErrorOut body (409: ConflictOut).
+_MEANING = {
+    400: "Malformed body: it cannot be read as JSON text (e.g. it is not UTF-8).",
+    401: "A valid API key is required (header X-API-Key).",
+    403: "The API key lacks the scope this route needs.",
+    404: "Unknown model or id.",
+    409: "Conflicts with the current state.",
+    413: "Request body larger than the server's limit (MAX_BODY_BYTES).",
+    422: "Invalid input, or JSON that does not parse (`json_invalid`): `loc` names the field "
+    "(and the record, in a batch).",
+    503: "Not ready: a model is not loaded, or the database cannot answer (reason given).",
+}
+
+# Every route that reads a body can refuse it before the route runs: unreadable (400), too large
+# (413, the BodySizeLimit middleware) or invalid (422).
+BODY = (400, 413, 422)
+
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before trying again (sent when the database is away).",
+        "schema": {"type": "integer"},
+    }
+}
+
+
 def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for the error statuses a route can return."""
-    text = {
-        400: "Malformed request.",
-        401: "A valid API key is required (header X-API-Key).",
-        403: "The API key lacks the scope this route needs.",
-        404: "Unknown model or id.",
-        409: "Conflicts with the current state.",
-        413: "Request body too large.",
-        422: "Invalid input: `loc` names the field (and the record, in a batch).",
-        503: "Not ready: a model is not loaded, or the database cannot answer (reason given).",
-    }
-    return {c: {"model": ErrorOut, "description": text[c]} for c in codes}
+    out: dict[int | str, dict[str, Any]] = {}
+    for c in sorted(set(codes)):
+        out[c] = {"model": ConflictOut if c == 409 else ErrorOut, "description": _MEANING[c]}
+        if c == 503:
+            out[c]["headers"] = _RETRY_AFTER
+    return out
+
+
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at the request's path. Starlette's 405 names only the
+    methods of the first route whose path matched (``Allow: GET`` where POST works too)."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _METHODS
+        if any(r.matches({**request.scope, "method": method})[0] == Match.FULL for r in routes)
+    ]
 
 
 def install(app: FastAPI) -> None:
@@ -93,13 +128,18 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if isinstance(exc.detail, list):
             return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+        # FastAPI answers 400 only when it cannot read the body (e.g. bytes that are not UTF-8).
+        loc: list[str | int] = ["body"] if exc.status_code == 400 else []
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405:
+            headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(request))}
         return JSONResponse(
-            error_body([], str(exc.detail), "http_error"),
+            error_body(loc, str(exc.detail), "http_error"),
             status_code=exc.status_code,
-            headers=getattr(exc, "headers", None),
+            headers=headers,
         )
 
     @app.exception_handler(RequestValidationError)

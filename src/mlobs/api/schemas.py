@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from types import MappingProxyType
 from typing import Annotated, Any, Literal
 
+import numpy as np
 from pydantic import (
     AfterValidator,
     AwareDatetime,
@@ -27,6 +28,7 @@ from mlobs.data.schema import DatasetSpec, FeatureSpec
 from mlobs.monitoring.records import PredictionRecord
 
 ModelName = Literal["fraud", "price", "churn"]
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 MAX_CATEGORY_LENGTH = 200
 # No NUL characters: PostgreSQL's text and JSONB cannot store them, and no real value has one.
 NO_NUL = r"^[^\x00]*$"
@@ -54,13 +56,15 @@ def _field(f: FeatureSpec) -> Any:
             ),
         ]
     # Constraints sit on the number itself so OpenAPI shows them inside anyOf[number, null].
+    # The tree models compute in 32-bit floats: a larger magnitude would reach them as infinity,
+    # so the physical domain is also cut to that range.
     number = Annotated[
         float,
         Field(
             strict=True,
             allow_inf_nan=False,
-            ge=f.minimum,
-            le=f.maximum,
+            ge=max(f.minimum, -FLOAT32_MAX) if f.minimum is not None else -FLOAT32_MAX,
+            le=min(f.maximum, FLOAT32_MAX) if f.maximum is not None else FLOAT32_MAX,
             json_schema_extra={"multipleOf": 1} if f.integer else None,
         ),
     ]
@@ -132,6 +136,44 @@ class LoggedPredictionOut(PredictionOut):
         return cls(**base, features=dict(r.features), latency_ms=r.latency_ms)
 
 
+def _records_by_model(
+    *, min_items: int, max_items: int, optional: bool, description: str, example: dict[str, Any]
+) -> Callable[[dict[str, Any]], None]:
+    """A ``json_schema_extra`` that documents a ``{model_name, records}`` body as one variant per
+    model, whose records are that model's feature objects. The route checks the records against
+    ``model_name``'s schema itself (so that ``loc`` reads ``["body", "records", 3, "amount"]``);
+    the document states the same rule, so it admits exactly what the route accepts, where
+    ``records: [object]`` would admit a price row in a fraud batch."""
+
+    def variants(schema: dict[str, Any]) -> None:
+        for key in ("type", "properties", "required", "additionalProperties"):
+            schema.pop(key, None)
+        schema["examples"] = [example]
+        schema["oneOf"] = []
+        for name, model in FEATURE_MODELS.items():
+            rows = {
+                "type": "array",
+                "minItems": min_items,
+                "maxItems": max_items,
+                "items": {"$ref": f"#/components/schemas/{model.__name__}"},
+            }
+            records = {"anyOf": [rows, {"type": "null"}]} if optional else rows
+            schema["oneOf"].append(
+                {
+                    "title": f"{model.__name__}Records",
+                    "type": "object",
+                    "properties": {
+                        "model_name": {"type": "string", "const": name},
+                        "records": {**records, "description": description},
+                    },
+                    "required": ["model_name"] if optional else ["model_name", "records"],
+                    "additionalProperties": False,
+                }
+            )
+
+    return variants
+
+
 class BatchRequestBase(BaseModel):
     """A batch: the model's name and its records (checked against that model's schema)."""
 
@@ -141,34 +183,22 @@ class BatchRequestBase(BaseModel):
 
 def batch_request_model(max_records: int) -> type[BatchRequestBase]:
     """The batch request; records are checked against ``model_name``'s schema by the route."""
-    records_schema = {
-        "type": "array",
-        "minItems": 1,
-        "maxItems": max_records,
-        "items": {
-            "anyOf": [
-                {"$ref": f"#/components/schemas/{m.__name__}"} for m in FEATURE_MODELS.values()
-            ]
-        },
-        "description": (
+    documented = _records_by_model(
+        min_items=1,
+        max_items=max_records,
+        optional=False,
+        description=(
             f"1 to {max_records} feature objects of the model named by model_name. Any invalid "
             "record rejects the batch with a 422 whose loc names it: "
             '["body", "records", <index>, <feature>].'
         ),
-    }
+        example={"model_name": "fraud", "records": [DATASETS["fraud"].example()]},
+    )
 
     class BatchRequest(BatchRequestBase):
-        model_config = ConfigDict(
-            extra="forbid",
-            json_schema_extra={
-                "examples": [{"model_name": "fraud", "records": [DATASETS["fraud"].example()]}]
-            },
-        )
+        model_config = ConfigDict(extra="forbid", json_schema_extra=documented)
         model_name: ModelName
-        records: Annotated[
-            list[dict[str, Any]],
-            Field(min_length=1, max_length=max_records, json_schema_extra=records_schema),
-        ]
+        records: Annotated[list[dict[str, Any]], Field(min_length=1, max_length=max_records)]
 
     return BatchRequest
 
@@ -243,23 +273,68 @@ class ErrorOut(BaseModel):
     detail: list[ErrorItem]
 
 
+class ConflictOut(ErrorOut):
+    """A 409: the error, and the current state it conflicts with, where there is one."""
+
+    current: str | None = Field(
+        None, description="E.g. an alert's status, or the label already stored."
+    )
+
+
 # --------------------------------------------------------------------------------------- drift
 
 
 class RecordsCheckIn(BaseModel):
     """Rows to check, or none to check the model's current live window."""
 
-    model_config = ConfigDict(extra="forbid")
     model_name: ModelName
-    records: list[dict[str, Any]] | None = Field(
-        None, description="Feature objects of the model; omit to use the live window."
+    records: list[dict[str, Any]] | None = None
+
+
+def records_check_model(max_records: int) -> type[RecordsCheckIn]:
+    """The body of the drift and quality checks; records are checked like a batch's."""
+    documented = _records_by_model(
+        min_items=1,
+        max_items=max_records,
+        optional=True,
+        description=(
+            f"1 to {max_records} feature objects of the model named by model_name; omit (or "
+            "null) to check the model's live window."
+        ),
+        example={"model_name": "fraud", "records": [DATASETS["fraud"].example()]},
     )
 
+    class CheckRequest(RecordsCheckIn):
+        model_config = ConfigDict(extra="forbid", json_schema_extra=documented)
+        model_name: ModelName
+        records: Annotated[
+            list[dict[str, Any]] | None, Field(min_length=1, max_length=max_records)
+        ] = None
 
-class ReferenceIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    records: list[dict[str, Any]] = Field(
-        min_length=1, description="Feature objects that become the model's new reference."
+    return CheckRequest
+
+
+REFERENCE_MIN_ROWS = 100
+
+
+def reference_model(model_name: str, max_records: int) -> type[BaseModel]:
+    """The body that replaces ``model_name``'s reference profile: its feature objects."""
+    features = FEATURE_MODELS[model_name]
+    return create_model(
+        f"{features.__name__}Reference",
+        __config__=ConfigDict(extra="forbid"),
+        __doc__=f"Rows of the {model_name} model that become its new reference.",
+        records=(
+            list[features],  # type: ignore[valid-type]
+            Field(
+                min_length=REFERENCE_MIN_ROWS,
+                max_length=max_records,
+                description=(
+                    f"{REFERENCE_MIN_ROWS} to {max_records} feature objects; every feature needs "
+                    "some non-missing values."
+                ),
+            ),
+        ),
     )
 
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from pydantic import BaseModel
 from sqlalchemy import exc as sa_exc
 
-from mlobs.api.auth import require
+from mlobs.api.auth import Guard, KeyPolicy
 from mlobs.api.deps import RuntimeDep
-from mlobs.api.errors import responses
+from mlobs.api.errors import BODY, responses
 from mlobs.api.runtime import Runtime
 from mlobs.api.schemas import (
     FeedbackBatchOut,
@@ -101,14 +101,17 @@ def _store(rt: Runtime, items: list[FeedbackIn], prefix: tuple[Any, ...]) -> lis
     ]
 
 
-def build_router(max_items: int) -> APIRouter:
+def build_router(policy: KeyPolicy, max_items: int) -> APIRouter:
+    """The feedback routes; posting labels needs the ``feedback`` scope where the policy
+    enforces it, and a batch carries at most ``max_items`` labels."""
     router = APIRouter(tags=["feedback"])
+    guard = Guard.of(policy, "feedback")
 
     @router.post(
         "/feedback",
         response_model=FeedbackOut,
-        responses=responses(401, 403, 404, 409, 422, 503),
-        dependencies=[Depends(require("feedback"))],
+        responses=responses(*BODY, 404, 409, 503, *guard.statuses),
+        dependencies=list(guard.dependencies),
     )
     def feedback(body: FeedbackIn, rt: RuntimeDep) -> FeedbackOut:
         """Record the ground truth of one served prediction (also one still in the log queue).
@@ -137,8 +140,8 @@ def build_router(max_items: int) -> APIRouter:
         feedback_batch,
         methods=["POST"],
         response_model=FeedbackBatchOut,
-        responses=responses(401, 403, 404, 409, 422, 503),
-        dependencies=[Depends(require("feedback"))],
+        responses=responses(*BODY, 404, 409, 503, *guard.statuses),
+        dependencies=list(guard.dependencies),
     )
 
     @router.get(

@@ -8,12 +8,12 @@ import uuid
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Request
+from fastapi import APIRouter, Body, Request
 from pydantic import BaseModel
 
-from mlobs.api.auth import require
+from mlobs.api.auth import Guard, KeyPolicy
 from mlobs.api.deps import RuntimeDep, ServiceDep
-from mlobs.api.errors import responses
+from mlobs.api.errors import BODY, responses
 from mlobs.api.schemas import (
     FEATURE_MODELS,
     BatchOut,
@@ -46,15 +46,16 @@ def _single_route(
     return predict
 
 
-def build_router(max_batch_records: int, *, require_key: bool = False) -> APIRouter:
-    """The prediction routes. With ``require_key`` (API keys set and PREDICT_REQUIRES_KEY) the
-    predict routes need the ``predict`` scope; otherwise they carry no dependency at all."""
+def build_router(policy: KeyPolicy, max_batch_records: int) -> APIRouter:
+    """The prediction routes. Where the policy enforces the ``predict`` scope (API keys set and
+    PREDICT_REQUIRES_KEY) the predict routes need it; otherwise they carry no dependency at all."""
     router = APIRouter(tags=["predictions"])
-    guard: dict[str, Any] = (
-        {"dependencies": [Depends(require("predict"))], "responses": responses(401, 403, 422, 503)}
-        if require_key
-        else {"responses": responses(422, 503)}
-    )
+    predict = Guard.of(policy, "predict")
+    # 503: the model is not loaded.
+    guard: dict[str, Any] = {
+        "dependencies": list(predict.dependencies),
+        "responses": responses(*BODY, 503, *predict.statuses),
+    }
     for name, body_model in FEATURE_MODELS.items():
         router.add_api_route(
             f"/predict/{name}",
