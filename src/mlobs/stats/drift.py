@@ -18,6 +18,7 @@ import numpy.typing as npt
 from scipy import special
 from scipy import stats as sps
 
+from mlobs.stats._checks import nonnegative_vector
 from mlobs.stats._types import FloatArray, IntArray
 
 __all__ = [
@@ -30,23 +31,9 @@ __all__ = [
 ]
 
 
-def _vector(values: npt.ArrayLike, name: str) -> FloatArray:
-    """``values`` as a validated 1-D float64 vector: non-empty, finite, non-negative."""
-    arr = np.asarray(values, dtype=np.float64)
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
-    if arr.size == 0:
-        raise ValueError(f"{name} must not be empty")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must be finite")
-    if np.any(arr < 0):
-        raise ValueError(f"{name} must be non-negative, got minimum {float(arr.min())}")
-    return arr
-
-
 def _normalised(values: npt.ArrayLike, name: str) -> FloatArray:
     """``values`` validated and divided by its sum."""
-    arr = _vector(values, name)
+    arr = nonnegative_vector(values, name)
     total = float(arr.sum())
     if total == 0:
         raise ValueError(f"{name} has no observations (sums to 0)")
@@ -267,7 +254,7 @@ def chi2_test(ref: FloatArray, cur_counts: IntArray, *, eps: float = 1e-4) -> tu
     """
     _check_eps(eps)
     r, _ = _pair(ref, cur_counts)
-    observed = _vector(cur_counts, "cur_counts")
+    observed = nonnegative_vector(cur_counts, "cur_counts")
     n_cur = float(observed.sum())
     if n_cur == 0:
         raise ValueError("cur_counts has no observations (sums to 0)")

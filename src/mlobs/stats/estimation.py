@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from mlobs.stats._checks import nonnegative_vector
 from mlobs.stats._types import FloatArray
 
 __all__ = [
@@ -45,14 +46,8 @@ __all__ = [
 
 def _probabilities(values: npt.ArrayLike, name: str) -> FloatArray:
     """``values`` as a validated 1-D float64 vector: non-empty, finite, within [0, 1]."""
-    arr = np.asarray(values, dtype=np.float64)
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
-    if arr.size == 0:
-        raise ValueError(f"{name} must not be empty")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must be finite")
-    if arr.min() < 0 or arr.max() > 1:
+    arr = nonnegative_vector(values, name)
+    if arr.max() > 1:
         raise ValueError(f"{name} must lie in [0, 1], got [{arr.min()}, {arr.max()}]")
     return arr
 

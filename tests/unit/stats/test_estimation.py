@@ -186,7 +186,7 @@ def test_zero_denominators() -> None:
         ([], [], None, "must not be empty"),
         ([0.5, 0.5], [1], None, "shape"),
         ([0.5, 0.5], [1, 0.5], None, "only 0 and 1"),
-        ([0.5, -0.1], [1, 0], None, r"\[0, 1\]"),
+        ([0.5, -0.1], [1, 0], None, "proba_calibrated must be non-negative"),
         ([0.5, 0.5], [1, 0], [0.1], "scores must have shape"),
         ([0.5, 0.5], [1, 0], [0.1, math.nan], "scores must be finite"),
     ],
