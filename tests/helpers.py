@@ -6,7 +6,10 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -62,3 +65,39 @@ def stop_process_group(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> 
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)  # stragglers, if the parent left any
     proc.wait(10)
+
+
+@contextlib.contextmanager
+def serve_process(
+    workdir: Path, env: dict[str, str], *, args: tuple[str, ...] = (), timeout: float = 120.0
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`mlobs serve` as its own process on a free loopback port, with ``env`` over os.environ;
+    yields (base URL, process) once /health/ready answers 200, and stops its process group.
+    Its output goes to ``workdir / "server.log"``, quoted when it does not become ready."""
+    import httpx
+
+    port = free_port()
+    log = workdir / "server.log"
+    cmd = [sys.executable, "-m", "mlobs", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [*cmd, *args], cwd=workdir, env={**os.environ, **env}, stdout=out,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout  # imports are slow on a small machine
+        while True:
+            assert proc.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, (
+                f"not ready in {timeout} s: {log.read_text()[-3000:]}"
+            )
+            try:
+                if httpx.get(f"{url}/health/ready", timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.3)
+        yield url, proc
+    finally:
+        stop_process_group(proc)

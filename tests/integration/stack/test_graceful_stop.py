@@ -3,47 +3,28 @@ served is in the database, also those still queued when the signal came."""
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy import create_engine, func, select
 
-from helpers import free_port, sample_records, stop_process_group
+from helpers import sample_records, serve_process
 from mlobs.storage.tables import predictions
 
 pytestmark = pytest.mark.slow
 
 
 def test_sigterm_drains_the_log_queue(tmp_path: Path, model_dir: Path) -> None:
-    port = free_port()
     db = tmp_path / "mlobs.db"
     env = {
-        **os.environ, "MODEL_DIR": str(model_dir), "DATA_DIR": str(tmp_path),
+        "MODEL_DIR": str(model_dir), "DATA_DIR": str(tmp_path),
         "DATABASE_URL": f"sqlite:///{db}", "LOG_LEVEL": "WARNING",
         # The writer would wait a minute before writing: only the shutdown drain can store them.
         "LOG_FLUSH_INTERVAL": "60",
     }  # fmt: skip
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mlobs", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, start_new_session=True,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{base}/health/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline and proc.poll() is None, "server not ready"
-            time.sleep(0.3)
+    with serve_process(tmp_path, env) as (base, proc):
         served = 0
         with httpx.Client(base_url=base, timeout=10) as client:
             for record in sample_records("fraud", 150, seed=12):
@@ -55,8 +36,6 @@ def test_sigterm_drains_the_log_queue(tmp_path: Path, model_dir: Path) -> None:
         # uvicorn shuts down gracefully, then re-raises the signal it caught (so the process
         # ends "by SIGTERM", as a supervisor expects); 0 would do as well.
         assert proc.wait(60) in (0, -signal.SIGTERM)
-    finally:
-        stop_process_group(proc)
     engine = create_engine(f"sqlite:///{db}")
     with engine.connect() as conn:
         logged = conn.execute(select(func.count()).select_from(predictions)).scalar_one()

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from helpers import free_port, stop_process_group
+from helpers import free_port, serve_process
 
 pytestmark = pytest.mark.slow
 
@@ -35,9 +35,7 @@ def _run(*args: str, cwd: Path, timeout: float = 240) -> subprocess.CompletedPro
 @pytest.fixture
 def server(tmp_path: Path, model_dir: Path) -> Iterator[str]:
     """`mlobs serve` with small live windows: 250 rows, judged from 200."""
-    port = free_port()
     env = {
-        **os.environ,
         "MODEL_DIR": str(model_dir),
         "DATA_DIR": str(tmp_path / "data"),
         "DATABASE_URL": f"sqlite:///{tmp_path / 'mlobs.db'}",
@@ -46,27 +44,8 @@ def server(tmp_path: Path, model_dir: Path) -> Iterator[str]:
         "DRIFT_MIN_SAMPLES": "200",
         "PERFORMANCE_MIN_LABELS": "20",
     }
-    log = tmp_path / "server.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "mlobs", "serve", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120  # imports are slow on a small machine
-        while True:
-            assert proc.poll() is None, log.read_text()[-3000:]
-            assert time.monotonic() < deadline, f"not ready in 120 s: {log.read_text()[-3000:]}"
-            try:
-                if httpx.get(f"{url}/health/ready", timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.5)
+    with serve_process(tmp_path, env) as (url, _):
         yield url
-    finally:
-        stop_process_group(proc)
 
 
 def test_drifted_traffic_ends_with_drift_detected_and_an_alert_open(
