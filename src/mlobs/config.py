@@ -62,6 +62,14 @@ class Settings(BaseSettings):
         0.2, gt=0, description="Seconds the log writer waits to fill a batch before writing."
     )
 
+    log_writer_process: bool = Field(
+        True,
+        description=(
+            "Run the prediction log's inserts in a child process, off the serving process's "
+            "GIL (false: in a thread of the serving process)."
+        ),
+    )
+
     drift_window_size: int = Field(
         500, ge=1, description="Rows after which a model's live drift window closes."
     )

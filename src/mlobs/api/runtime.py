@@ -33,6 +33,7 @@ from mlobs.storage.alert_repository import AlertRepository
 from mlobs.storage.db import make_engine, migrate
 from mlobs.storage.drift_repository import DriftRepository
 from mlobs.storage.feedback_repository import FeedbackRepository
+from mlobs.storage.insert_process import InsertProcess, OffProcessStore
 from mlobs.storage.prediction_log import PredictionLog
 from mlobs.storage.repositories import PredictionRepository
 from mlobs.storage.silence_repository import SilenceRepository
@@ -58,6 +59,7 @@ class Runtime:
     silences: Silencer
     notifier: Notifier
     performance: PerformanceMonitor
+    insert_process: InsertProcess | None = None
     models_ready: threading.Event = field(default_factory=threading.Event)
     startup_errors: list[str] = field(default_factory=list)
     profile_errors: dict[str, str] = field(default_factory=dict)
@@ -74,8 +76,11 @@ class Runtime:
         repo = PredictionRepository(engine)
         feedback_repo = FeedbackRepository(engine)
         spill = Spill(Path(settings.data_dir) / "spill")
+        writer = (
+            InsertProcess(settings.resolved_database_url) if settings.log_writer_process else None
+        )
         plog = PredictionLog(
-            repo,
+            OffProcessStore(repo, writer) if writer is not None else repo,
             metrics,
             queue_size=settings.log_queue_size,
             batch_size=settings.log_batch_size,
@@ -149,7 +154,7 @@ class Runtime:
         performance.listeners.append(alerts)
         return cls(
             settings, registry, metrics, engine, repo, plog, service, drift, alerts, silencer,
-            notifier, performance,
+            notifier, performance, insert_process=writer,
         )  # fmt: skip
 
     def open_alerts(self) -> list[Alert]:
@@ -192,6 +197,8 @@ class Runtime:
             self.alerts.rebuild_metrics()
         except Exception as exc:
             log.error("could not read open alerts: %s: %s", type(exc).__name__, exc)
+        if self.insert_process is not None:
+            self.insert_process.start()
         self.prediction_log.start()
         self.notifier.start()
         threading.Thread(target=self._load_models, name="model-loader", daemon=True).start()
@@ -293,4 +300,6 @@ class Runtime:
         lost = self.prediction_log.stop()
         if lost:
             log.error("%d logged predictions could not be written at shutdown", lost)
+        if self.insert_process is not None:
+            self.insert_process.stop()
         self.engine.dispose()

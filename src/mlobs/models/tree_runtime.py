@@ -36,11 +36,60 @@ def _gtil() -> Callable[[treelite.Model, FloatArray], FloatArray]:
 _PREDICT = _gtil()
 
 
+def _single_row(model: treelite.Model) -> Callable[[FloatArray], FloatArray] | None:
+    """A one-row GTIL call with everything but the row prepared once: dtypes, the output shape,
+    ctypes pointer types and the config handle. ``_predict_impl`` recomputes them per call (its
+    ctypes plumbing is ~40% of a one-row prediction: 58 -> 34 us for the fraud model). Built on
+    Treelite's C API (``TreeliteGTILPredict``, stable across 4.x); None when it is not there."""
+    try:
+        import ctypes
+
+        from treelite.core import _LIB, _check_call
+        from treelite.gtil.gtil import GTILConfig
+        from treelite.util import c_str, typestr_to_numpy_type
+
+        config = GTILConfig(nthread=1, predict_type="default")
+        in_type, out_type = model.input_type, model.output_type
+        in_dtype = typestr_to_numpy_type(in_type)  # type: ignore[no-untyped-call]
+        out_dtype = typestr_to_numpy_type(out_type)  # type: ignore[no-untyped-call]
+        shape_ptr, ndim = ctypes.POINTER(ctypes.c_uint64)(), ctypes.c_uint64()
+        _check_call(
+            _LIB.TreeliteGTILGetOutputShape(
+                model.handle, ctypes.c_uint64(1), config.handle,
+                ctypes.byref(shape_ptr), ctypes.byref(ndim),
+            )
+        )  # fmt: skip
+        shape = tuple(int(d) for d in np.ctypeslib.as_array(shape_ptr, shape=(ndim.value,)))
+        predict_fn, handle, config_handle = _LIB.TreeliteGTILPredict, model.handle, config.handle
+        type_name = c_str(in_type)  # type: ignore[no-untyped-call]
+        one, void_p = ctypes.c_uint64(1), ctypes.c_void_p
+    except (ImportError, AttributeError):  # pragma: no cover - another Treelite
+        return None
+
+    def predict(x: FloatArray) -> FloatArray:
+        row = np.ascontiguousarray(x, dtype=in_dtype)
+        out = np.empty(shape, dtype=out_dtype)
+        # The handles stay valid: the model is held by CompiledTrees, the config by the
+        # attribute set below; the row and the output by these locals during the call.
+        _check_call(
+            predict_fn(
+                handle, void_p(row.ctypes.data), type_name, one,
+                void_p(out.ctypes.data), config_handle,
+            )
+        )  # fmt: skip
+        return out
+
+    predict.keep_alive = config  # type: ignore[attr-defined]
+    return predict
+
+
 class CompiledTrees:
     """A Treelite model and the output column that holds the score we serve."""
 
     def __init__(self, model: treelite.Model, column: int, *, round_to_float32: bool) -> None:
         self.model, self.column, self.round_to_float32 = model, column, round_to_float32
+        self._one_row = _single_row(model)
+        self._n_feature = int(model.num_feature)
 
     @classmethod
     def from_sklearn(cls, forest: Any) -> CompiledTrees:
@@ -57,5 +106,8 @@ class CompiledTrees:
     def predict(self, x: FloatArray) -> FloatArray:
         if self.round_to_float32:
             x = x.astype(np.float32).astype(np.float64)
-        out = _PREDICT(self.model, np.ascontiguousarray(x))
+        if self._one_row is not None and x.shape == (1, self._n_feature):
+            out = self._one_row(x)
+        else:
+            out = _PREDICT(self.model, np.ascontiguousarray(x))
         return np.asarray(out, dtype=np.float64).reshape(len(x), -1)[:, self.column]

@@ -8,13 +8,14 @@ import logging
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+
+if TYPE_CHECKING:  # Alembic loads only where migrations run, not in the log's writer process
+    from alembic.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 
 def alembic_config(engine: Engine | None = None) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     if engine is not None:
@@ -104,6 +107,8 @@ def _migration_lock(engine: Engine) -> Iterator[None]:
 
 def migrate(engine: Engine) -> None:
     """Bring the database to the newest schema (idempotent, safe from several processes)."""
+    from alembic import command
+
     cfg = alembic_config(engine)
     with _migration_lock(engine), engine.begin() as conn:
         cfg.attributes["connection"] = conn

@@ -33,6 +33,7 @@ from mlobs.errors import Unavailable
 from mlobs.monitoring.metrics import Metrics
 from mlobs.monitoring.ports import PredictionStore
 from mlobs.monitoring.records import LabelRecord, PredictionRecord
+from mlobs.storage.insert_process import RowsRefused, StoreUnreachable
 from mlobs.storage.spill import Backoff, Spill, prediction_to_json
 
 log = logging.getLogger(__name__)
@@ -187,7 +188,7 @@ class PredictionLog:
             try:
                 t = time.perf_counter()
                 self.store.insert_many(batch)
-            except (sa_exc.DataError, sa_exc.IntegrityError) as exc:
+            except (sa_exc.DataError, sa_exc.IntegrityError, RowsRefused) as exc:
                 # The rows, not the connection: isolate the ones the database refuses.
                 self.metrics.log_write_errors.inc()
                 if len(batch) == 1:
@@ -195,7 +196,7 @@ class PredictionLog:
                     return True
                 half = len(batch) // 2
                 return self._write(batch[:half]) and self._write(batch[half:])
-            except sa_exc.DBAPIError as exc:  # unreachable, restarting, schema not there yet
+            except (sa_exc.DBAPIError, StoreUnreachable) as exc:  # away, restarting, no schema yet
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 self.metrics.log_write_errors.inc()
                 self._retry.failed()

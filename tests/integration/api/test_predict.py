@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -96,10 +97,15 @@ def test_batch_returns_one_result_per_record_and_logs_each(client: TestClient) -
     )
 
 
+@pytest.mark.parametrize("writer_process", [False, True], ids=["thread", "process"])
 def test_logged_equals_served_after_shutdown(
-    db_url: str, app_factory: Callable[..., TestClient]
+    db_url: str, app_factory: Callable[..., TestClient], writer_process: bool
 ) -> None:
-    client = app_factory(database_url=db_url, log_batch_size=7)
+    """Every served prediction is in the database after a graceful stop, with the inserts in a
+    thread of the server and in its writer process (the default of `mlobs serve`)."""
+    client = app_factory(database_url=db_url, log_batch_size=7, log_writer_process=writer_process)
+    writer = client.app.state.runtime.insert_process  # type: ignore[attr-defined]
+    assert (writer is not None) == writer_process
     served = 0
     for name in MODELS:
         for record in sample_records(name, 10, seed=5):
@@ -108,12 +114,17 @@ def test_logged_equals_served_after_shutdown(
         "/predict/batch", json={"model_name": "fraud", "records": sample_records("fraud", 33)}
     )
     served += r.json()["count"]
+    child_pid = writer.pid if writer is not None else None
     client.__exit__(None, None, None)  # lifespan shutdown drains the queue
     engine = create_engine(db_url)
     with engine.connect() as conn:
         stored = conn.execute(select(func.count()).select_from(predictions)).scalar_one()
     engine.dispose()
     assert stored == served == 63
+    if writer is not None:  # the writer process ended with the server, reaped
+        assert writer.pid is None and child_pid is not None
+        with pytest.raises(ProcessLookupError):
+            os.kill(child_pid, 0)
 
 
 # ------------------------------------------------------------------------------- bad input

@@ -144,21 +144,29 @@ def test_untrained_model_refuses_to_predict() -> None:
 
 
 def test_compiled_runtime_matches_the_libraries_own_output(model_dir: Path) -> None:
-    """Serving goes through Treelite; its scores agree with XGBoost's and scikit-learn's."""
+    """Serving goes through Treelite; its scores agree with XGBoost's and scikit-learn's, for
+    small batches and for the one-row path a request takes."""
     fraud, churn = load_model(model_dir, "fraud"), load_model(model_dir, "churn")
-    for model in (fraud, churn):
+    cases = (
+        (fraud, fraud.booster_predict, 1e-5),  # type: ignore[attr-defined]
+        # scikit-learn rounds inputs to float32 as the compiled path does: exact agreement.
+        (churn, lambda x: churn._forest.predict_proba(x)[:, 1], 1e-9),  # type: ignore[attr-defined]
+    )
+    for model, library, atol in cases:
         assert model.schema is not None
-    df_f = generate("fraud", 2_000, seed=21, drift=DriftSpec.preset("fraud", 0.5))
-    x = fraud.schema.transform(df_f)  # type: ignore[union-attr]
-    np.testing.assert_allclose(
-        fraud._raw_predict(x),
-        fraud.booster_predict(x),  # type: ignore[attr-defined]
-        atol=1e-5,
-    )
-    df_c = generate("churn", 2_000, seed=21, drift=DriftSpec.preset("churn", 0.5))
-    x = churn.schema.transform(df_c)  # type: ignore[union-attr]
-    np.testing.assert_allclose(
-        churn._raw_predict(x),
-        churn._forest.predict_proba(x)[:, 1],  # type: ignore[attr-defined]
-        atol=1e-9,
-    )
+        compiled = model._compiled  # type: ignore[attr-defined]
+        df = generate(model.name, 2_000, seed=21, drift=DriftSpec.preset(model.name, 0.5))
+        x = model.schema.transform(df)
+        expected = library(x)
+        # Every row through GTIL, in batches of SMALL_BATCH as the service sends them.
+        got = np.concatenate([compiled.predict(x[i : i + 64]) for i in range(0, len(x), 64)])
+        np.testing.assert_allclose(got, expected, atol=atol)
+        # One row at a time: the single-record path, from the record dict.
+        records = df[model.spec.feature_names].head(300).to_dict("records")
+        one = [
+            model.predict_record({k: None if pd.isna(v) else v for k, v in r.items()})
+            for r in records
+        ]
+        single = np.array([p.probability for p in one])
+        np.testing.assert_allclose(single, expected[:300], atol=atol)
+        assert not np.allclose(single, single[0])  # real, varied scores

@@ -1,0 +1,197 @@
+"""The prediction log's insert process: a real child process writing to real databases."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from mlobs.monitoring.metrics import Metrics
+from mlobs.storage.db import make_engine, migrate
+from mlobs.storage.insert_process import (
+    InsertProcess,
+    OffProcessStore,
+    RowsRefused,
+    StoreUnreachable,
+)
+from mlobs.storage.prediction_log import PredictionLog
+from mlobs.storage.repositories import PredictionRepository
+
+from .test_prediction_log import make_record
+
+
+@pytest.fixture
+def writer(db_url: str) -> Iterator[tuple[InsertProcess, PredictionRepository]]:
+    engine = make_engine(db_url)
+    migrate(engine)
+    proc = InsertProcess(db_url, timeout=30)
+    proc.start()
+    yield proc, PredictionRepository(engine)
+    proc.stop()
+    engine.dispose()
+
+
+def _wait_exit(pid: int, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_batches_are_stored_by_the_child_exactly_as_sent(
+    writer: tuple[InsertProcess, PredictionRepository],
+) -> None:
+    proc, repo = writer
+    a = make_record()
+    b = make_record("price", probability=None, prediction=250_000.5, features={"sqft": None})
+    c = make_record("churn", features={"plan": "pr\u00e9mium \u2713", "tenure": 1e-300})
+    proc.insert_many([a, b, c])
+    # Read back in this process: what the child wrote is the same record, UTC time included.
+    assert repo.get(a.id) == a and repo.get(b.id) == b and repo.get(c.id) == c
+    assert proc.pid is not None and proc.pid != os.getpid()
+
+
+def test_a_batch_sent_again_is_not_stored_twice(
+    writer: tuple[InsertProcess, PredictionRepository],
+) -> None:
+    proc, repo = writer
+    batch = [make_record() for _ in range(5)]
+    proc.insert_many(batch)
+    proc.insert_many([*batch, make_record()])  # an answer was lost: the batch comes again
+    assert repo.count() == 6
+
+
+def test_a_refused_row_is_reported_as_refused(db_url: str) -> None:
+    """PostgreSQL's JSONB refuses a NUL character: the child answers ``refused`` so the log can
+    isolate the row; SQLite stores it."""
+    engine = make_engine(db_url)
+    migrate(engine)
+    proc = InsertProcess(db_url)
+    try:
+        bad = make_record(features={"channel": "a\x00b"})
+        if engine.dialect.name == "postgresql":
+            with pytest.raises(RowsRefused, match="DataError"):
+                proc.insert_many([bad])
+            proc.insert_many([make_record()])  # the child goes on
+        else:
+            proc.insert_many([bad])
+        # PostgreSQL: only the good row after it; SQLite: the row itself.
+        assert PredictionRepository(engine).count() == 1
+    finally:
+        proc.stop()
+        engine.dispose()
+
+
+def test_an_unreachable_database_is_reported_unreachable_and_the_child_stays() -> None:
+    # Nothing listens on port 1: the driver fails to connect.
+    proc = InsertProcess("postgresql+psycopg://postgres@127.0.0.1:1/nothing")
+    try:
+        with pytest.raises(StoreUnreachable, match="OperationalError"):
+            proc.insert_many([make_record()])
+        pid = proc.pid
+        with pytest.raises(StoreUnreachable):
+            proc.insert_many([make_record()])
+        assert proc.pid == pid and proc.restarts == 0
+    finally:
+        proc.stop()
+
+
+def test_a_dead_child_is_replaced_for_the_next_batch(
+    writer: tuple[InsertProcess, PredictionRepository],
+) -> None:
+    proc, repo = writer
+    proc.insert_many([make_record()])
+    old, child = proc.pid, proc._proc
+    assert old is not None and child is not None
+    os.kill(old, signal.SIGKILL)
+    child.wait(10)  # reaped here, as the writer would find it: dead
+    proc.insert_many([make_record()])
+    assert proc.pid not in (None, old) and proc.restarts == 1
+    assert repo.count() == 2
+
+
+def test_a_silent_child_times_out_is_killed_and_replaced(db_url: str) -> None:
+    engine = make_engine(db_url)
+    migrate(engine)
+    proc = InsertProcess(db_url, timeout=1.0)
+    try:
+        proc.insert_many([make_record()])
+        stuck = proc.pid
+        assert stuck is not None
+        os.kill(stuck, signal.SIGSTOP)
+        t = time.monotonic()
+        with pytest.raises(StoreUnreachable, match="timeout"):
+            proc.insert_many([make_record()])
+        assert time.monotonic() - t < 10
+        assert _wait_exit(stuck)
+        proc.insert_many([make_record()])
+        assert proc.pid not in (None, stuck)
+        # The batch that timed out may or may not have gone in; the other two did.
+        assert PredictionRepository(engine).count() in (2, 3)
+    finally:
+        proc.stop()
+        engine.dispose()
+
+
+def test_the_child_ignores_stop_signals_and_exits_when_its_input_closes(
+    writer: tuple[InsertProcess, PredictionRepository],
+) -> None:
+    """A SIGTERM or SIGINT to the whole process group must not take the writer away before the
+    server drains its log; closing its stdin ends it cleanly."""
+    proc, repo = writer
+    proc.insert_many([make_record()])
+    pid = proc.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGTERM)
+    os.kill(pid, signal.SIGINT)
+    time.sleep(0.3)
+    proc.insert_many([make_record()])
+    assert proc.pid == pid
+    child = proc._proc
+    assert child is not None
+    proc.stop()
+    assert child.returncode == 0
+    assert repo.count() == 2
+
+
+def test_the_log_drains_through_the_child_and_isolates_refused_rows(db_url: str) -> None:
+    """The whole writer path with the inserts in the child: everything submitted is stored by
+    ``stop``; a row the database refuses (PostgreSQL) and a value orjson cannot encode are
+    dropped and counted, one by one, without blocking the rest."""
+    engine = make_engine(db_url)
+    migrate(engine)
+    repo, registry = PredictionRepository(engine), CollectorRegistry()
+    proc = InsertProcess(db_url)
+    plog = PredictionLog(
+        OffProcessStore(repo, proc), Metrics(registry), batch_size=40, flush_interval=0.01
+    )
+    plog.start()
+    good = [make_record() for _ in range(100)]
+    refused = make_record("churn", features={"channel": "a\x00b"})
+    unencodable = make_record("price", features={"x": object()})
+    for r in [*good[:50], refused, unencodable, *good[50:]]:
+        assert plog.submit(r)
+    assert plog.stop() == 0
+    proc.stop()
+    pg = engine.dialect.name == "postgresql"
+    assert repo.count() == 100 + (0 if pg else 1)
+    assert all(repo.get(r.id) == r for r in good[::10])
+
+    def dropped(model: str) -> float:
+        value = registry.get_sample_value(
+            "mlobs_prediction_log_dropped_total", {"model_name": model}
+        )
+        return value or 0.0
+
+    assert dropped("churn") == (1 if pg else 0)
+    assert dropped("price") == 1
+    assert dropped("fraud") == 0
+    engine.dispose()
