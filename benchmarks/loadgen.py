@@ -2,7 +2,10 @@
 """An open-loop HTTP load generator with microsecond timing, run as its own process.
 
     python benchmarks/loadgen.py --url http://127.0.0.1:8000/predict/fraud --body-file b.json \
-        --rate 500 --seconds 10 [--connections 8]
+        --rate 500 --seconds 10 [--connections 8] [--jsonl]
+
+With ``--jsonl`` the body file holds one JSON body per line, sent in turn (request i sends line
+i modulo their number): traffic drawn from a distribution instead of one record repeated.
 
 Request i is due at start + i / rate. Its latency runs from that due time (not from when a
 connection was free) to the end of the response, so a stalled server cannot hide its backlog
@@ -23,17 +26,18 @@ import numpy as np
 async def _worker(
     host: str,
     port: int,
-    request: bytes,
-    due: asyncio.Queue[float | None],
+    requests: list[bytes],
+    due: asyncio.Queue[tuple[int, float] | None],
     out: list[tuple[float, int]],
 ) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     try:
-        while (t_due := await due.get()) is not None:
+        while (item := await due.get()) is not None:
+            i, t_due = item
             delay = t_due - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            writer.write(request)
+            writer.write(requests[i % len(requests)])
             head = await reader.readuntil(b"\r\n\r\n")
             status = int(head.split(b" ", 2)[1])
             length = 0
@@ -47,23 +51,27 @@ async def _worker(
 
 
 async def run(
-    url: str, body: bytes, rate: float, seconds: float, connections: int
+    url: str, bodies: list[bytes], rate: float, seconds: float, connections: int
 ) -> dict[str, float]:
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    request = (
-        f"POST {parts.path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
-    ).encode() + body
-    due: asyncio.Queue[float | None] = asyncio.Queue()
+    requests = [
+        (
+            f"POST {parts.path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        + body
+        for body in bodies
+    ]
+    due: asyncio.Queue[tuple[int, float] | None] = asyncio.Queue()
     out: list[tuple[float, int]] = []
     workers = [
-        asyncio.create_task(_worker(host, port, request, due, out)) for _ in range(connections)
+        asyncio.create_task(_worker(host, port, requests, due, out)) for _ in range(connections)
     ]
     start = time.perf_counter() + 0.05
     n = int(rate * seconds)
     for i in range(n):
-        due.put_nowait(start + i / rate)
+        due.put_nowait((i, start + i / rate))
     for _ in workers:
         due.put_nowait(None)
     await asyncio.gather(*workers)
@@ -89,6 +97,7 @@ def main() -> None:
     p.add_argument("--rate", type=float, required=True, help="requests per second")
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--connections", type=int, default=8)
+    p.add_argument("--jsonl", action="store_true", help="one body per line, sent in turn")
     a = p.parse_args()
     try:
         import uvloop
@@ -96,8 +105,10 @@ def main() -> None:
         uvloop.install()
     except ImportError:  # pragma: no cover
         pass
-    body = open(a.body_file, "rb").read()
-    print(json.dumps(asyncio.run(run(a.url, body, a.rate, a.seconds, a.connections))))
+    with open(a.body_file, "rb") as fh:
+        data = fh.read()
+    bodies = [line for line in data.splitlines() if line.strip()] if a.jsonl else [data]
+    print(json.dumps(asyncio.run(run(a.url, bodies, a.rate, a.seconds, a.connections))))
 
 
 if __name__ == "__main__":

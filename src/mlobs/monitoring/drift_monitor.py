@@ -51,6 +51,9 @@ class DriftConfig:
     js_threshold_critical: float = 0.2
     drift_share_threshold: float = 0.3
     closing_timeout: float = 60.0
+    # A model without new rows in this process is looked at (window due by time, stale
+    # windows, a profile replaced elsewhere) every this many seconds, not at every flush.
+    idle_pass_seconds: float = 5.0
     numeric_method: NumericMethod = "psi"
     categorical_method: CategoricalMethod = "jensenshannon"
     quality: QualityThresholds = field(default_factory=QualityThresholds)
@@ -82,6 +85,11 @@ class _ModelState:
     version: str
     live: LiveWindow
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # When this process last looked at the model's windows, and last looked for stale ones.
+    last_pass: datetime | None = None
+    last_reclaim: datetime | None = None
+    # When the open window last seen closes by time (None: not known, or no time limit).
+    due_at: datetime | None = None
 
 
 class DriftMonitor:
@@ -154,14 +162,23 @@ class DriftMonitor:
         return results
 
     def _flush_model(self, model_name: str) -> list[DriftResult]:
-        state = self._align(model_name, self._models[model_name])
+        # Each look at the shared windows is a few queries with the GIL held most of the time:
+        # a model this process has no new rows for is looked at every ``idle_pass_seconds``
+        # (or when its window is due by time), not at every flush.
+        now = self.clock()
+        state = self._models[model_name]
+        with state.lock:
+            pending = state.live.n_rows
+        if not pending and not self._pass_due(state, now):
+            return []
+        state.last_pass = now
+        state, known = self._align(model_name, state)
         with state.lock:
             delta = state.live.take()
-        now = self.clock()
         window: WindowInfo | None
         if delta.n_rows:
             try:
-                window = self.store.add_counts(model_name, state.version, delta, now)
+                window = self.store.add_counts(model_name, state.version, delta, now, known=known)
             except Exception:
                 with state.lock:  # keep the counts for the next flush
                     state.live.restore(delta)
@@ -174,14 +191,19 @@ class DriftMonitor:
                 )  # fmt: skip
                 return []
         else:
-            window = self.store.open_window(model_name)
-        to_evaluate = self.store.reclaim_stale(
-            model_name, now - timedelta(seconds=self.config.closing_timeout), now
-        )
+            window = known
+        to_evaluate: list[int] = []
+        timeout = timedelta(seconds=self.config.closing_timeout)
+        if state.last_reclaim is None or now - state.last_reclaim >= timeout / 4:
+            state.last_reclaim = now
+            to_evaluate = self.store.reclaim_stale(model_name, now - timeout, now)
+        state.due_at = None
         if window is not None and window.profile_version == state.version:
             self.metrics.window_rows.labels(model_name).set(window.n_rows)
             if self._due(window, now) and self.store.close(window.id, now):
                 to_evaluate.append(window.id)
+            elif self.config.window_seconds:
+                state.due_at = window.opened_at + timedelta(seconds=self.config.window_seconds)
         results = []
         for window_id in to_evaluate:
             result = self._evaluate_closed(model_name, state, window_id, now)
@@ -189,24 +211,33 @@ class DriftMonitor:
                 results.append(result)
         return results
 
-    def _align(self, model_name: str, state: _ModelState) -> _ModelState:
+    def _pass_due(self, state: _ModelState, now: datetime) -> bool:
+        if state.last_pass is None or state.due_at is not None and now >= state.due_at:
+            return True
+        return now - state.last_pass >= timedelta(seconds=self.config.idle_pass_seconds)
+
+    def _align(self, model_name: str, state: _ModelState) -> tuple[_ModelState, WindowInfo | None]:
         """Make this process and the open window agree on the reference profile: a window
         counted on an older profile is discarded (its bins no longer apply); when the window is
-        on a newer profile (another process replaced it), this process reloads the profile."""
+        on a newer profile (another process replaced it), this process reloads the profile.
+        Returns the state to use and the open window when it is on that state's profile."""
         open_window = self.store.open_window(model_name)
         if open_window is None or open_window.profile_version == state.version:
-            return state
+            return state, open_window
         if open_window.profile_version < state.version:
             if self.store.discard(open_window.id, self.clock()):
                 log.info("%s: window %d discarded: counted on an older reference profile",
                          model_name, open_window.id)  # fmt: skip
-            return state
+            return state, None
         fresh = self.reload_profile(model_name)
         if fresh is not None and profile_version(fresh) != state.version:
             log.info("%s: reference profile replaced elsewhere; reloaded", model_name)
             self.set_profile(fresh)
-            return self._models[model_name]
-        return state
+            fresh_state = self._models[model_name]
+            fresh_state.last_pass = state.last_pass
+            known = open_window if open_window.profile_version == fresh_state.version else None
+            return fresh_state, known
+        return state, None
 
     def _live_min(self, counts: WindowCounts) -> int:
         """The per-feature minimum for a live window: a window below ``min_samples`` rows gives

@@ -57,10 +57,18 @@ class WindowStore(Protocol):
     """Live windows shared by every process through the database."""
 
     def add_counts(
-        self, model_name: str, profile_version: str, delta: WindowCounts, now: datetime
+        self,
+        model_name: str,
+        profile_version: str,
+        delta: WindowCounts,
+        now: datetime,
+        *,
+        known: WindowInfo | None = None,
     ) -> WindowInfo | None:
         """Add a process's counts to the model's open window (opening one if there is none) and
-        return it; None when the open window was counted on another reference profile."""
+        return it; None when the open window was counted on another reference profile.
+        ``known``: the open window as the caller just read it (saves reading it again; a window
+        closed meanwhile is detected and the next one read)."""
         ...
 
     def open_window(self, model_name: str) -> WindowInfo | None: ...

@@ -130,10 +130,16 @@ class DriftRepository:
                 conn.rollback()
 
     def add_counts(
-        self, model_name: str, profile_version: str, delta: WindowCounts, now: datetime
+        self,
+        model_name: str,
+        profile_version: str,
+        delta: WindowCounts,
+        now: datetime,
+        *,
+        known: WindowInfo | None = None,
     ) -> WindowInfo | None:
         for _ in range(20):
-            window = self.open_window(model_name)
+            window, known = known or self.open_window(model_name), None
             if window is None:
                 self._open_new(model_name, profile_version, now)
                 continue

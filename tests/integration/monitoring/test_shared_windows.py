@@ -160,3 +160,56 @@ def test_a_window_whose_evaluator_died_is_evaluated_once_later(db_url: str) -> N
         n_results = conn.execute(select(func.count()).select_from(drift_results)).scalar_one()
     engine.dispose()
     assert status == "closed" and n_results == 1
+
+
+class _CountingStore(DriftRepository):
+    """The real repository, counting the calls that reach the database."""
+
+    calls = 0
+
+    def __getattribute__(self, name: str):  # type: ignore[no-untyped-def]
+        if name in {"open_window", "add_counts", "reclaim_stale", "close", "read_counts"}:
+            object.__setattr__(self, "calls", object.__getattribute__(self, "calls") + 1)
+        return object.__getattribute__(self, name)
+
+
+def test_an_idle_model_is_looked_at_every_few_seconds_not_at_every_flush(tmp_path: Path) -> None:
+    """A flush costs queries with the GIL held; a model without new rows in this process is
+    looked at every ``idle_pass_seconds`` or when its open window is due by time, and a busy
+    one at every flush, so a window still closes on time and rows are still pushed at once."""
+    from prometheus_client import CollectorRegistry
+
+    from mlobs.monitoring.drift_monitor import DriftConfig, DriftMonitor
+    from mlobs.monitoring.metrics import Metrics
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'w.db'}")
+    migrate(engine)
+    store = _CountingStore(engine)
+    clock = {"now": datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)}
+    config = DriftConfig(window_size=10_000, window_seconds=30, min_samples=50,
+                         idle_pass_seconds=60)  # fmt: skip
+    monitor = DriftMonitor(store, Metrics(CollectorRegistry()), config, clock=lambda: clock["now"])
+    monitor.set_profile(_profile())
+
+    def flush_after(seconds: float) -> tuple[int, int]:
+        clock["now"] += timedelta(seconds=seconds)
+        before = store.calls
+        results = monitor.flush()
+        return store.calls - before, len(results)
+
+    assert flush_after(0)[0] > 0  # the first flush looks
+    assert flush_after(1) == (0, 0)  # idle: nothing asked
+    for rec in sample_records("churn", 120, seed=4):
+        monitor.observe("churn", rec, 0.3)
+    calls, _ = flush_after(1)
+    assert calls > 0  # rows: pushed at once
+    window = store.open_window("churn")
+    assert window is not None and window.n_rows == 120
+    assert flush_after(5) == (0, 0)  # idle again, window not due yet
+    # Due by time (opened 2 s ago + 30 s) well before the idle pass (60 s): closed, evaluated.
+    calls, evaluated = flush_after(25)
+    assert calls > 0 and evaluated == 1
+    assert store.open_window("churn") is None
+    assert flush_after(30) == (0, 0)  # nothing open, nothing due: idle until the idle pass
+    assert flush_after(31)[0] > 0
+    engine.dispose()
