@@ -123,8 +123,11 @@ class InsertProcess:
             close_fds=True,
         )
         assert proc.stdin is not None
-        _write_frame(proc.stdin, self.database_url.encode())
+        # Frames go straight to the descriptor, non-blocking: a child that stops reading (hung,
+        # stopped) must not hold the writer past its timeout with a full pipe.
+        os.set_blocking(proc.stdin.fileno(), False)
         self._proc = proc
+        self._send(proc.stdin.fileno(), self.database_url.encode(), self.timeout)
 
     def _kill(self) -> None:
         proc, self._proc = self._proc, None
@@ -153,7 +156,7 @@ class InsertProcess:
                     self._spawn()
                 proc = self._proc
                 assert proc is not None and proc.stdin is not None and proc.stdout is not None
-                _write_frame(proc.stdin, payload)
+                self._send(proc.stdin.fileno(), payload, self.timeout)
                 answer = self._read_answer(proc.stdout.fileno())
             except (OSError, ValueError, StoreUnreachable) as exc:
                 # Died, pipe broken, or silent past the timeout: a new child for the next batch.
@@ -167,6 +170,19 @@ class InsertProcess:
         if kind == "invalid":
             raise ValueError(message)
         raise StoreUnreachable(message)
+
+    @staticmethod
+    def _send(fd: int, payload: bytes, timeout: float) -> None:
+        data = memoryview(_LEN.pack(len(payload)) + payload)
+        deadline = time.monotonic() + timeout
+        while data:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([], [fd], [], left)[1]:
+                raise StoreUnreachable("the process does not read (timeout)")
+            try:
+                data = data[os.write(fd, data) :]
+            except BlockingIOError:  # the pipe filled between select and write
+                continue
 
     def _read_answer(self, fd: int) -> dict[str, Any]:
         deadline = time.monotonic() + self.timeout

@@ -141,6 +141,30 @@ def test_a_silent_child_times_out_is_killed_and_replaced(db_url: str) -> None:
         engine.dispose()
 
 
+def test_a_child_that_stops_reading_times_out_even_with_a_full_pipe(db_url: str) -> None:
+    """A batch larger than the pipe's buffer to a child that does not read: the writer gives up
+    at the timeout instead of blocking in write()."""
+    engine = make_engine(db_url)
+    migrate(engine)
+    proc = InsertProcess(db_url, timeout=1.0)
+    try:
+        proc.insert_many([make_record()])
+        stuck = proc.pid
+        assert stuck is not None
+        os.kill(stuck, signal.SIGSTOP)
+        big = [make_record(features={"blob": "x" * 1_000}) for _ in range(1_000)]  # ~1 MB
+        t = time.monotonic()
+        with pytest.raises(StoreUnreachable, match="does not read"):
+            proc.insert_many(big)
+        assert time.monotonic() - t < 10
+        assert _wait_exit(stuck)
+        proc.insert_many(big[:10])  # a new child takes the next batch
+        assert PredictionRepository(engine).count() == 11
+    finally:
+        proc.stop()
+        engine.dispose()
+
+
 def test_the_child_ignores_stop_signals_and_exits_when_its_input_closes(
     writer: tuple[InsertProcess, PredictionRepository],
 ) -> None:
