@@ -12,6 +12,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
 
 from mlobs.config import Settings
 from mlobs.models.registry import ModelRegistry
@@ -77,8 +78,13 @@ class Runtime:
         repo = PredictionRepository(engine)
         feedback_repo = FeedbackRepository(engine)
         spill = Spill(Path(settings.data_dir) / "spill")
+        # An in-memory SQLite database exists only in this process: its log stays in a thread.
+        url = make_url(settings.resolved_database_url)
+        in_memory = url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
         writer = (
-            InsertProcess(settings.resolved_database_url) if settings.log_writer_process else None
+            InsertProcess(settings.resolved_database_url)
+            if settings.log_writer_process and not in_memory
+            else None
         )
         plog = PredictionLog(
             OffProcessStore(repo, writer) if writer is not None else repo,

@@ -217,3 +217,18 @@ def test_unknown_and_malformed_prediction_ids(client: TestClient) -> None:
     r = client.get("/predictions/not-a-uuid")
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["path", "prediction_id"]
     assert client.post("/predict/weather", json={}).status_code == 404
+
+
+def test_the_log_writer_process_is_used_only_where_it_can_reach_the_database(
+    settings_factory: Callable[..., Any],
+) -> None:
+    """A child process cannot see an in-memory SQLite database: the log stays in a thread."""
+    from prometheus_client import CollectorRegistry
+
+    from mlobs.api.runtime import Runtime
+
+    for url, expected in (("sqlite://", False), ("sqlite:///:memory:", False), (None, True)):
+        extra = {"database_url": url} if url else {}
+        rt = Runtime.build(settings_factory(log_writer_process=True, **extra), CollectorRegistry())
+        assert (rt.insert_process is not None) == expected, url
+        rt.engine.dispose()
