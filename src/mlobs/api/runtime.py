@@ -80,7 +80,11 @@ class Runtime:
         spill = Spill(Path(settings.data_dir) / "spill")
         # An in-memory SQLite database exists only in this process: its log stays in a thread.
         url = make_url(settings.resolved_database_url)
-        in_memory = url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+        in_memory = url.get_backend_name() == "sqlite" and (
+            url.database in (None, "", ":memory:")
+            or ":memory:" in str(url.database)
+            or url.query.get("mode") == "memory"
+        )
         writer = (
             InsertProcess(settings.resolved_database_url)
             if settings.log_writer_process and not in_memory

@@ -18,9 +18,10 @@ payload itself). A child that dies, or does not answer within ``timeout``, is ki
 batch is reported ``unreachable``; the next batch starts a new child. Inserts are idempotent
 (``ON CONFLICT DO NOTHING`` on the id), so a batch whose answer was lost may be sent again.
 
-The child ignores SIGINT and SIGTERM: a stop signal sent to the whole process group (Ctrl-C, a
-service manager) must not take the writer away before the server has drained its log. It exits
-when its stdin closes, which the parent does last, and also when the parent dies.
+The child runs in its own session and ignores SIGINT and SIGTERM: a stop signal sent to the
+server's process group (Ctrl-C, a service manager) must not take the writer away before the
+server has drained its log. It exits when its stdin closes, which the parent does last, and also
+when the parent dies.
 
     python -m mlobs.storage.insert_process     # the child; started by InsertProcess only
 """
@@ -28,6 +29,7 @@ when its stdin closes, which the parent does last, and also when the parent dies
 from __future__ import annotations
 
 import logging
+import math
 import os
 import select
 import signal
@@ -58,6 +60,15 @@ class StoreUnreachable(Exception):
     """The database, or the process that writes to it, cannot take the batch now."""
 
 
+def _ready(fd: int, event: int, timeout: float) -> bool:
+    """Whether ``fd`` is ready for ``event`` within ``timeout`` seconds (poll, not select: a
+    busy server's descriptors go past select's limit of 1024). A closed peer counts as ready:
+    the read or write that follows reports it."""
+    poller = select.poll()
+    poller.register(fd, event)
+    return bool(poller.poll(max(0, int(timeout * 1000))))
+
+
 def _write_frame(stream: IO[bytes], payload: bytes) -> None:
     stream.write(_LEN.pack(len(payload)))
     stream.write(payload)
@@ -82,19 +93,31 @@ class InsertProcess:
         self.database_url, self.timeout = database_url, timeout
         self._proc: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
+        self._closed = False
         self.restarts = 0
 
     # ---------------------------------------------------------------- lifecycle
 
     def start(self) -> None:
         with self._lock:
+            self._closed = False
             if self._proc is None or self._proc.poll() is not None:
                 self._spawn()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Close the child's stdin (it finishes the batch in hand, if any, and exits)."""
-        with self._lock:
+        """Close the child's stdin (it finishes the batch in hand, if any, and exits). A child
+        still busy with a batch after ``timeout`` is killed (that batch fails over to the spill).
+        No child is started after this, until ``start``."""
+        self._closed = True
+        if not self._lock.acquire(timeout=timeout):
+            busy = self._proc
+            if busy is not None:
+                busy.kill()
+            self._lock.acquire()
+        try:
             proc, self._proc = self._proc, None
+        finally:
+            self._lock.release()
         if proc is None:
             return
         try:
@@ -114,13 +137,15 @@ class InsertProcess:
 
     def _spawn(self) -> None:
         if self._proc is not None:
-            self.restarts += 1
             self._kill()
+        # Its own session: a stop signal to the server's process group (Ctrl-C, a service
+        # manager) never reaches it, even while it starts; it ends when its stdin closes.
         proc = subprocess.Popen(
             [sys.executable, "-m", "mlobs.storage.insert_process"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             close_fds=True,
+            start_new_session=True,
         )
         assert proc.stdin is not None
         # Frames go straight to the descriptor, non-blocking: a child that stops reading (hung,
@@ -133,6 +158,7 @@ class InsertProcess:
         proc, self._proc = self._proc, None
         if proc is None:
             return
+        self.restarts += 1
         proc.kill()
         proc.wait()
         for stream in (proc.stdin, proc.stdout):
@@ -149,8 +175,17 @@ class InsertProcess:
             return
         # Encoding errors (a value orjson cannot write) raise here, in the caller, as they
         # would from the driver: the log isolates and drops that row.
+        for r in records:
+            # orjson writes NaN and infinities as null: refuse them here instead of storing a
+            # different value (the log isolates and counts the row).
+            if not math.isfinite(r.prediction) or (
+                r.probability is not None and not math.isfinite(r.probability)
+            ):
+                raise ValueError(f"prediction {r.id}: output is not a finite number")
         payload = orjson.dumps(list(records), default=_encode, option=orjson.OPT_SERIALIZE_NUMPY)
         with self._lock:
+            if self._closed:
+                raise StoreUnreachable("the log writer process is stopped")
             try:
                 if self._proc is None or self._proc.poll() is not None:
                     self._spawn()
@@ -177,7 +212,7 @@ class InsertProcess:
         deadline = time.monotonic() + timeout
         while data:
             left = deadline - time.monotonic()
-            if left <= 0 or not select.select([], [fd], [], left)[1]:
+            if left <= 0 or not _ready(fd, select.POLLOUT, left):
                 raise StoreUnreachable("the process does not read (timeout)")
             try:
                 data = data[os.write(fd, data) :]
@@ -196,7 +231,7 @@ class InsertProcess:
         chunks: list[bytes] = []
         while n > 0:
             left = deadline - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
+            if left <= 0 or not _ready(fd, select.POLLIN, left):
                 raise StoreUnreachable("no answer within the timeout")
             chunk = os.read(fd, n)
             if not chunk:
@@ -269,8 +304,10 @@ def serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
                 repo.insert_many(records)
             except (sa_exc.DataError, sa_exc.IntegrityError) as exc:
                 _answer(stdout, {"error": "refused", "message": f"{type(exc).__name__}: {exc}"})
-            except Exception as exc:  # away, restarting, not migrated, or anything else
+            except (sa_exc.SQLAlchemyError, OSError) as exc:  # away, restarting, not migrated
                 _answer(stdout, {"error": "unreachable", "message": f"{type(exc).__name__}: {exc}"})
+            except Exception as exc:  # a value that cannot be bound: as in-process, isolate it
+                _answer(stdout, {"error": "invalid", "message": f"{type(exc).__name__}: {exc}"})
             else:
                 _answer(stdout, {"ok": len(records)})
     finally:

@@ -227,7 +227,13 @@ def test_the_log_writer_process_is_used_only_where_it_can_reach_the_database(
 
     from mlobs.api.runtime import Runtime
 
-    for url, expected in (("sqlite://", False), ("sqlite:///:memory:", False), (None, True)):
+    cases = (
+        ("sqlite://", False),
+        ("sqlite:///:memory:", False),
+        ("sqlite:///file::memory:?cache=shared&uri=true", False),
+        (None, True),  # the default file in DATA_DIR
+    )
+    for url, expected in cases:
         extra = {"database_url": url} if url else {}
         rt = Runtime.build(settings_factory(log_writer_process=True, **extra), CollectorRegistry())
         assert (rt.insert_process is not None) == expected, url

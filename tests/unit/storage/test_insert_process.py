@@ -132,6 +132,7 @@ def test_a_silent_child_times_out_is_killed_and_replaced(db_url: str) -> None:
             proc.insert_many([make_record()])
         assert time.monotonic() - t < 10
         assert _wait_exit(stuck)
+        assert proc.restarts == 1
         proc.insert_many([make_record()])
         assert proc.pid not in (None, stuck)
         # The batch that timed out may or may not have gone in; the other two did.
@@ -174,6 +175,7 @@ def test_the_child_ignores_stop_signals_and_exits_when_its_input_closes(
     proc.insert_many([make_record()])
     pid = proc.pid
     assert pid is not None
+    assert os.getsid(pid) != os.getsid(0)  # its own session: group signals do not reach it
     os.kill(pid, signal.SIGTERM)
     os.kill(pid, signal.SIGINT)
     time.sleep(0.3)
@@ -184,6 +186,40 @@ def test_the_child_ignores_stop_signals_and_exits_when_its_input_closes(
     proc.stop()
     assert child.returncode == 0
     assert repo.count() == 2
+    # Stopped means stopped: a late batch is refused (to the spill), no new child starts.
+    with pytest.raises(StoreUnreachable, match="stopped"):
+        proc.insert_many([make_record()])
+    assert proc.pid is None
+
+
+def test_stop_does_not_wait_forever_for_a_busy_child(db_url: str) -> None:
+    import threading
+
+    engine = make_engine(db_url)
+    migrate(engine)
+    proc = InsertProcess(db_url, timeout=60)
+    proc.insert_many([make_record()])
+    stuck = proc.pid
+    assert stuck is not None
+    os.kill(stuck, signal.SIGSTOP)
+    errors: list[BaseException] = []
+
+    def insert() -> None:
+        try:
+            proc.insert_many([make_record()])
+        except BaseException as exc:
+            errors.append(exc)
+
+    t = threading.Thread(target=insert)
+    t.start()
+    time.sleep(0.3)  # the insert is waiting for the stopped child
+    started = time.monotonic()
+    proc.stop(timeout=1.0)
+    t.join(10)
+    assert time.monotonic() - started < 10 and not t.is_alive()
+    assert len(errors) == 1 and isinstance(errors[0], StoreUnreachable)
+    assert _wait_exit(stuck)
+    engine.dispose()
 
 
 def test_the_log_drains_through_the_child_and_isolates_refused_rows(db_url: str) -> None:
@@ -201,7 +237,8 @@ def test_the_log_drains_through_the_child_and_isolates_refused_rows(db_url: str)
     good = [make_record() for _ in range(100)]
     refused = make_record("churn", features={"channel": "a\x00b"})
     unencodable = make_record("price", features={"x": object()})
-    for r in [*good[:50], refused, unencodable, *good[50:]]:
+    not_finite = make_record("price", probability=float("nan"))
+    for r in [*good[:50], refused, unencodable, not_finite, *good[50:]]:
         assert plog.submit(r)
     assert plog.stop() == 0
     proc.stop()
@@ -216,6 +253,6 @@ def test_the_log_drains_through_the_child_and_isolates_refused_rows(db_url: str)
         return value or 0.0
 
     assert dropped("churn") == (1 if pg else 0)
-    assert dropped("price") == 1
+    assert dropped("price") == 2
     assert dropped("fraud") == 0
     engine.dispose()
