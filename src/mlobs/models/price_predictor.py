@@ -10,6 +10,7 @@ import numpy as np
 
 from mlobs.data.generator import PRICE
 from mlobs.models.base import FloatArray, TabularModel
+from mlobs.models.tree_runtime import LightGBMOneRow
 
 
 class PricePredictor(TabularModel):
@@ -30,6 +31,11 @@ class PricePredictor(TabularModel):
     def __init__(self, params: Mapping[str, Any] | None = None) -> None:
         super().__init__(PRICE, params)
         self._booster: lgb.Booster | None = None
+        self._one_row: LightGBMOneRow | None = None
+
+    def _set_booster(self, booster: lgb.Booster) -> None:
+        self._booster = booster
+        self._one_row = LightGBMOneRow.build(booster)
 
     def _fit_estimator(self, x: FloatArray, y: np.ndarray, seed: int) -> None:
         params = {k: v for k, v in self.params.items() if k != "num_boost_round"}
@@ -42,9 +48,17 @@ class PricePredictor(TabularModel):
             categorical_feature=self.schema.categorical_indices(),
             free_raw_data=True,
         )
-        self._booster = lgb.train(params, data, num_boost_round=self.params["num_boost_round"])
+        self._set_booster(lgb.train(params, data, num_boost_round=self.params["num_boost_round"]))
 
     def _raw_predict(self, x: FloatArray) -> FloatArray:
+        if self._booster is None:
+            raise RuntimeError("price model is not trained")
+        if self._one_row is not None and x.shape == (1, self._one_row.n_features):
+            return np.asarray(np.exp(self._one_row.predict(x)), dtype=np.float64)
+        return self.booster_predict(x)
+
+    def booster_predict(self, x: FloatArray) -> FloatArray:
+        """LightGBM's ``Booster.predict`` as price (the reference the one-row path matches)."""
         if self._booster is None:
             raise RuntimeError("price model is not trained")
         return np.exp(np.asarray(self._booster.predict(x, num_threads=1), dtype=np.float64))
@@ -55,4 +69,4 @@ class PricePredictor(TabularModel):
         return str(self._booster.model_to_string()).encode()
 
     def load_estimator(self, data: bytes) -> None:
-        self._booster = lgb.Booster(model_str=data.decode())
+        self._set_booster(lgb.Booster(model_str=data.decode()))

@@ -170,3 +170,22 @@ def test_compiled_runtime_matches_the_libraries_own_output(model_dir: Path) -> N
         single = np.array([p.probability for p in one])
         np.testing.assert_allclose(single, expected[:300], atol=atol)
         assert not np.allclose(single, single[0])  # real, varied scores
+
+
+def test_price_one_row_path_is_lightgbms_own_output(model_dir: Path) -> None:
+    """The single-row fast API gives LightGBM's own prediction, missing values and categories
+    never seen in training included."""
+    price = load_model(model_dir, "price")
+    assert price._one_row is not None  # type: ignore[attr-defined]
+    df = generate("price", 300, seed=9, drift=DriftSpec.preset("price", 0.7))
+    df.loc[df.index[:20], "neighborhood"] = "atlantis"  # unseen
+    df.loc[df.index[20:40], "area_sqm"] = np.nan
+    records = [
+        {k: None if pd.isna(v) else v for k, v in r.items()}
+        for r in df[price.spec.feature_names].to_dict("records")
+    ]
+    single = np.array([price.predict_record(r).value for r in records])
+    x = price.schema.transform(df)  # type: ignore[union-attr]
+    expected = price.booster_predict(x)  # type: ignore[attr-defined]
+    np.testing.assert_allclose(single, expected, rtol=1e-12)
+    assert len(set(np.round(single, 2))) > 250  # real, varied prices
