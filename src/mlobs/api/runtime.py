@@ -81,9 +81,7 @@ class Runtime:
         # An in-memory SQLite database exists only in this process: its log stays in a thread.
         url = make_url(settings.resolved_database_url)
         in_memory = url.get_backend_name() == "sqlite" and (
-            url.database in (None, "", ":memory:")
-            or ":memory:" in str(url.database)
-            or url.query.get("mode") == "memory"
+            not url.database or ":memory:" in url.database or url.query.get("mode") == "memory"
         )
         writer = (
             InsertProcess(settings.resolved_database_url)

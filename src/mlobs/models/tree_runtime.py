@@ -1,9 +1,11 @@
-"""One compiled tree runtime (Treelite's GTIL) for single-row serving.
+"""Single-row serving paths for the tree models.
 
 The estimators' own single-row paths carry heavy per-call overhead: scikit-learn's forest about
 7-10 ms (input checks, a joblib dispatch over the trees), XGBoost's ``inplace_predict`` about
-0.35 ms. GTIL walks the same trees in C++ in 0.1-0.2 ms. The library's own artifact stays the
-artifact of record; the compiled form is rebuilt from it at load time.
+0.35 ms. Treelite's GTIL walks the same trees in C++ in 0.03-0.2 ms (``CompiledTrees``, for the
+forest and XGBoost). For LightGBM, whose own C code is faster than GTIL on its trees, the
+library's single-row fast API is used instead (``LightGBMOneRow``). The library's own artifact
+stays the artifact of record; these forms are rebuilt from it at load time.
 """
 
 from __future__ import annotations

@@ -4,11 +4,12 @@ Requests only append to a deque (well under a microsecond, no lock handoff). The
 sleeps ``flush_interval`` seconds between drains instead of waking on every record: a thread that
 wakes per record takes the GIL a thousand times a second and halves the request thread's
 throughput (measured: 560 vs 1,100 predictions/s). Each drain inserts up to ``batch_size`` rows
-per transaction. While the database is reachable nothing is dropped: an insert that fails because
-the database is away is retried with backoff, keeping its batch; only a full buffer, a row the
-database refuses, or records still unwritten at shutdown are dropped, each counted in
-``mlobs_prediction_log_dropped_total``. A record is readable through ``get`` from the moment it
-is submitted, whether it is still buffered or stored.
+per transaction (by default in a child process: see ``mlobs.storage.insert_process``, whose
+answers map onto the same paths below). While the database is reachable nothing is dropped: an
+insert that fails because the database is away is retried with backoff, keeping its batch; only
+a full buffer, a row the database refuses, or records still unwritten at shutdown are dropped,
+each counted in ``mlobs_prediction_log_dropped_total``. A record is readable through ``get``
+from the moment it is submitted, whether it is still buffered or stored.
 
 With a ``Spill`` (the service always has one, in ``DATA_DIR/spill``), a database that cannot be
 reached does not hold records back: each batch goes to the append-only spill file instead, and
