@@ -187,8 +187,8 @@ def expected_roc_auc(proba: npt.ArrayLike, scores: npt.ArrayLike | None = None) 
     >>> expected_roc_auc(np.array([1.0, 0.0, 1.0, 0.0]), np.array([0.9, 0.8, 0.7, 0.1]))
     0.75
 
-    Returns NaN when no positive-negative pair is expected (fewer than two rows, or every ``p``
-    is 0, or every ``p`` is 1).
+    Returns NaN when no positive-negative pair is expected (fewer than two rows, every ``p`` 0,
+    every ``p`` 1, or under 1e-9 expected pairs).
     """
     p = _probabilities(proba, "proba")
     s = p if scores is None else np.asarray(scores, dtype=np.float64)
@@ -205,7 +205,10 @@ def expected_roc_auc(proba: npt.ArrayLike, scores: npt.ArrayLike | None = None) 
     area = float(np.sum(np.diff(fp) * (tp[1:] + tp[:-1]) / 2.0))
     self_pairs = float(np.sum(p * (1.0 - p)))
     pairs = tp[-1] * fp[-1] - self_pairs
-    if pairs <= 1e-12 * max(1.0, tp[-1] * fp[-1]):
+    # Fewer than 1e-9 expected positive-negative pairs is none (an AUC from, say, one row with
+    # p = 1e-12 among certain positives is noise); the relative term absorbs the rounding of
+    # E[P] * E[N] - sum p (1 - p) when both are large.
+    if pairs <= max(1e-9, 1e-12 * tp[-1] * fp[-1]):
         return float("nan")
     return float(np.clip((area - self_pairs / 2.0) / pairs, 0.0, 1.0))
 
