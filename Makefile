@@ -27,7 +27,7 @@ $(BIN)/.installed: pyproject.toml uv.lock
 	@command -v uv >/dev/null 2>&1 || test -x $(BIN)/uv || { \
 	  $(BIN)/python -m pip --version >/dev/null 2>&1 || $(BIN)/python -m ensurepip --upgrade >/dev/null; \
 	  $(BIN)/python -m pip install --quiet --disable-pip-version-check uv; }
-	$(UV) sync --frozen --extra dev --inexact --python $(BIN)/python
+	$(UV) sync --frozen --extra dev --inexact --compile-bytecode --python $(BIN)/python
 	@touch $@
 
 dev: $(BIN)/.installed ## Create .venv with the package and its development tools (uv, locked)

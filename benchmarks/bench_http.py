@@ -66,9 +66,29 @@ def _wrk(url: str, body: str, seconds: int, tmp: Path) -> float:
     return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
 
 
+def _cpu_ticks() -> list[int]:
+    """The machine's CPU time counters (/proc/stat): user nice system idle iowait irq softirq
+    steal. Empty where there is no /proc."""
+    try:
+        with open("/proc/stat") as fh:
+            return [int(x) for x in fh.readline().split()[1:9]]
+    except OSError:
+        return []
+
+
+def _steal_share(before: list[int], after: list[int]) -> float | None:
+    """The share of CPU time the hypervisor gave to others between two readings: a virtual
+    machine's noisy neighbours, which no figure of ours can correct for."""
+    if not before or not after:
+        return None
+    delta = [b - a for a, b in zip(before, after, strict=True)]
+    return round(delta[7] / sum(delta), 4) if sum(delta) else None
+
+
 def _fixed_rate(url: str, body: str, rate: float, seconds: int, tmp: Path) -> dict[str, Any]:
     path = tmp / "body.json"
     path.write_text(body)
+    ticks = _cpu_ticks()
     out = subprocess.run(
         [
             sys.executable,
@@ -87,6 +107,7 @@ def _fixed_rate(url: str, body: str, rate: float, seconds: int, tmp: Path) -> di
         check=True,
     ).stdout
     result: dict[str, Any] = json.loads(out)
+    result["cpu_steal_share"] = _steal_share(ticks, _cpu_ticks())
     if set(result["statuses"]) != {"200"}:
         raise RuntimeError(f"statuses {result['statuses']} from {url}")
     return result

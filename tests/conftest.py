@@ -104,10 +104,11 @@ def settings_factory(tmp_path: Path, model_dir: Path) -> Callable[..., Settings]
             "log_flush_interval": 0.05,
             "log_level": "WARNING",
             # A child process per app would add seconds to each of hundreds of apps: the log's
-            # inserts run in a thread here; tests that start `mlobs serve` (tests/integration/
-            # stack), test_insert_process.py and the API's logged-equals-served test run them in
-            # the child process, the default.
+            # inserts and the live windows run in threads here; tests that start `mlobs serve`
+            # (tests/integration/stack), test_insert_process.py, test_window_process.py and the
+            # API tests parametrized over it run them in child processes, the default.
             "log_writer_process": False,
+            "drift_process": False,
         }
         values.update(overrides)
         return Settings(_env_file=None, **values)  # type: ignore[call-arg]

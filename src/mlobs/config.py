@@ -69,6 +69,14 @@ class Settings(BaseSettings):
             "GIL (false: in a thread of the serving process)."
         ),
     )
+    drift_process: bool = Field(
+        True,
+        description=(
+            "Push, close and evaluate the live drift windows (and judge their verdicts' alert "
+            "rules) in a child process, off the serving process's GIL (false: in its flush "
+            "thread)."
+        ),
+    )
 
     drift_window_size: int = Field(
         500, ge=1, description="Rows after which a model's live drift window closes."

@@ -23,7 +23,7 @@ from mlobs.monitoring.alerts import (
     AlertManager,
     AlertRules,
 )
-from mlobs.monitoring.drift_monitor import DriftConfig, DriftMonitor
+from mlobs.monitoring.drift_monitor import DriftConfig, DriftFlushError, DriftMonitor
 from mlobs.monitoring.metrics import Metrics
 from mlobs.monitoring.notifications import Notifier
 from mlobs.monitoring.performance import PerformanceConfig, PerformanceMonitor
@@ -40,6 +40,7 @@ from mlobs.storage.prediction_log import PredictionLog
 from mlobs.storage.repositories import PredictionRepository
 from mlobs.storage.silence_repository import SilenceRepository
 from mlobs.storage.spill import Spill, label_to_json
+from mlobs.storage.window_process import WindowProcess
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ class Runtime:
     notifier: Notifier
     performance: PerformanceMonitor
     insert_process: InsertProcess | None = None
+    window_process: WindowProcess | None = None
     models_ready: threading.Event = field(default_factory=threading.Event)
     startup_errors: list[str] = field(default_factory=list)
     profile_errors: dict[str, str] = field(default_factory=dict)
@@ -97,24 +99,18 @@ class Runtime:
             spill=spill,
             replay_labels=feedback_repo.add_replayed,
         )
-        drift = DriftMonitor(
-            DriftRepository(engine),
-            metrics,
-            DriftConfig(
-                window_size=settings.drift_window_size,
-                window_seconds=settings.drift_window_seconds or None,
-                min_samples=settings.drift_min_samples,
-                check_min_samples=settings.drift_check_min_samples,
-                psi_threshold_warning=settings.psi_threshold_warning,
-                psi_threshold_critical=settings.psi_threshold_critical,
-                js_threshold_warning=settings.js_threshold_warning,
-                js_threshold_critical=settings.js_threshold_critical,
-                drift_share_threshold=settings.drift_share_threshold,
-                numeric_method=settings.drift_numeric_method,
-                categorical_method=settings.drift_categorical_method,
-            ),
-            clock=utcnow,
-            reload_profile=lambda name: load_profile(Path(settings.model_dir), name),
+        drift_config = DriftConfig(
+            window_size=settings.drift_window_size,
+            window_seconds=settings.drift_window_seconds or None,
+            min_samples=settings.drift_min_samples,
+            check_min_samples=settings.drift_check_min_samples,
+            psi_threshold_warning=settings.psi_threshold_warning,
+            psi_threshold_critical=settings.psi_threshold_critical,
+            js_threshold_warning=settings.js_threshold_warning,
+            js_threshold_critical=settings.js_threshold_critical,
+            drift_share_threshold=settings.drift_share_threshold,
+            numeric_method=settings.drift_numeric_method,
+            categorical_method=settings.drift_categorical_method,
         )
         rules = AlertRules(
             drift_warning_share=settings.alert_drift_warning_share,
@@ -130,6 +126,22 @@ class Runtime:
         )
         alerts = AlertManager(
             AlertRepository(engine), metrics, rules, clock=utcnow, per_model=per_model
+        )
+        # Live windows' pushes, evaluation and alert rules off the serving process's GIL.
+        window_process = (
+            WindowProcess(
+                settings.resolved_database_url, drift_config, rules, per_model, alerts.replay
+            )
+            if settings.drift_process and not in_memory
+            else None
+        )
+        drift = DriftMonitor(
+            DriftRepository(engine),
+            metrics,
+            drift_config,
+            clock=utcnow,
+            reload_profile=lambda name: load_profile(Path(settings.model_dir), name),
+            windows=window_process,
         )
         drift.listeners.append(alerts)
         service = PredictionService(
@@ -163,7 +175,7 @@ class Runtime:
         performance.listeners.append(alerts)
         return cls(
             settings, registry, metrics, engine, repo, plog, service, drift, alerts, silencer,
-            notifier, performance, insert_process=writer,
+            notifier, performance, insert_process=writer, window_process=window_process,
         )  # fmt: skip
 
     def open_alerts(self) -> list[Alert]:
@@ -212,6 +224,8 @@ class Runtime:
             log.error("could not read open alerts: %s: %s", type(exc).__name__, exc)
         if self.insert_process is not None:
             self.insert_process.start()
+        if self.window_process is not None:
+            self.window_process.start()
         self.prediction_log.start()
         self.notifier.start()
         threading.Thread(target=self._load_models, name="model-loader", daemon=True).start()
@@ -240,6 +254,10 @@ class Runtime:
     def flush_drift(self) -> None:
         try:
             self.drift.flush()
+        except Exception as exc:  # the database or the window process may be away
+            detail = exc.details if isinstance(exc, DriftFlushError) else str(exc)
+            log.warning("drift flush failed: %s: %s", type(exc).__name__, detail)
+        try:
             # Latency and silences are judged every LATENCY_EVERY seconds, not at every flush:
             # a firing alert records a repeat per evaluation.
             now = time.monotonic()
@@ -254,8 +272,8 @@ class Runtime:
             if now - self._resent >= RESEND_EVERY:
                 self._resent = now
                 self.notifier.resend_open(self._open_alerts_when_read())
-        except Exception as exc:  # the database may be away; counts are kept for the next try
-            log.warning("drift flush failed: %s: %s", type(exc).__name__, exc)
+        except Exception as exc:  # the database may be away; tried again at the next pass
+            log.warning("alert checks failed: %s: %s", type(exc).__name__, exc)
 
     def _load_models(self) -> None:
         try:
@@ -316,4 +334,6 @@ class Runtime:
             log.error("%d logged predictions could not be written at shutdown", lost)
         if self.insert_process is not None:
             self.insert_process.stop()
+        if self.window_process is not None:
+            self.window_process.stop()
         self.engine.dispose()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -79,6 +79,21 @@ class Alert:
     resolved_at: datetime | None = None
     note: str | None = None
     events: tuple[AlertEvent, ...] = ()
+
+
+_ALERT_TIMES = ("opened_at", "updated_at", "last_seen_at", "acknowledged_at", "resolved_at")
+
+
+def alert_from_dict(d: Mapping[str, Any]) -> Alert:
+    """The inverse of ``notifications.alert_to_dict`` (an alert sent from another process)."""
+    fields = dict(d)
+    for name in _ALERT_TIMES:
+        if fields.get(name) is not None:
+            fields[name] = datetime.fromisoformat(fields[name])
+    fields["events"] = tuple(
+        AlertEvent(**{**e, "at": datetime.fromisoformat(e["at"])}) for e in d.get("events", ())
+    )
+    return Alert(**fields)
 
 
 def transition(alert: Alert, to: State, at: datetime, by: str, note: str | None = None) -> Alert:
@@ -395,13 +410,37 @@ class AlertManager:
 
     def _changed(self, alert: Alert, kind: EventKind | None) -> None:
         self.rebuild_metrics()
-        if kind is None:
-            return
+        if kind is not None:
+            self._tell(alert, kind)
+
+    def _tell(self, alert: Alert, kind: EventKind) -> None:
         for listener in self.listeners:
             try:
                 listener(alert, kind)
             except Exception:  # a notifier must not break alerting
                 log.exception("alert listener failed")
+
+    def replay(
+        self,
+        changes: Sequence[tuple[Alert, EventKind | None]],
+        open_counts: Mapping[str, int] | None,
+    ) -> None:
+        """Alerts changed by another process's manager (the one evaluating live windows off the
+        serving process): count, log and tell the listeners here as ``apply`` would have, and
+        set ``mlobs_active_alerts`` from the database's counts read after the changes."""
+        for alert, kind in changes:
+            if kind in ("opened", "escalated"):
+                self.metrics.alerts_total.labels(
+                    alert.model_name, alert.alert_type, alert.severity
+                ).inc()
+                log.warning("alert %s %s: %s", kind, alert.fingerprint, alert.message)
+            elif kind == "resolved":
+                log.info("alert resolved by itself: %s", alert.fingerprint)
+            if kind is not None:
+                self._tell(alert, kind)
+        if open_counts is not None:
+            for name in set(self.model_names) | set(open_counts):
+                self.metrics.active_alerts.labels(name).set(open_counts.get(name, 0))
 
     # DriftListener
     def on_drift(self, model_name: str, dataset_name: str, report: DriftReport) -> None:

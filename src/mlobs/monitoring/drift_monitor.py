@@ -20,12 +20,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlobs.errors import Conflict, NotFound
+from mlobs.errors import Conflict, NotFound, Unavailable
 from mlobs.monitoring.drift_detector import (
     CategoricalMethod,
     DriftDetector,
     DriftReport,
     NumericMethod,
+)
+from mlobs.monitoring.live_windows import (
+    LiveWindows,
+    LocalWindows,
+    Push,
+    PushAnswerLost,
+    PushOutcome,
+    WindowKeeper,
+    drift_result,
+    result_to_dict,
 )
 from mlobs.monitoring.metrics import Metrics
 from mlobs.monitoring.ports import DriftListener, WindowStore
@@ -35,6 +45,21 @@ from mlobs.monitoring.records import DriftResult, WindowInfo
 from mlobs.monitoring.windows import LiveWindow, WindowCounts
 
 log = logging.getLogger(__name__)
+
+# How long a live check waits for a push in progress before answering 503.
+CHECK_WAIT_SECONDS = 10.0
+
+
+class DriftFlushError(Unavailable):
+    """Some model's counts could not be pushed or its window not evaluated (the counts that
+    were not added are kept for the next flush): the database, or the process that works on
+    the windows, cannot answer now (a 503 to a live check). The message names the models and
+    the kind of error; ``details`` has the whole text, for the log."""
+
+    def __init__(self, failures: Sequence[tuple[str, str]]) -> None:
+        short = "; ".join(f"{model}: {error.split(':', 1)[0]}" for model, error in failures)
+        super().__init__("drift windows", short)
+        self.details = "; ".join(f"{model}: {error}" for model, error in failures)
 
 
 @dataclass(frozen=True)
@@ -71,6 +96,15 @@ class DriftConfig:
             categorical_method=self.categorical_method,
         )
 
+    def live_min(self, counts: WindowCounts) -> int:
+        """The per-feature minimum for a live window: a window below ``min_samples`` rows gives
+        no verdict at all (every feature needs more values than it has); a window with enough
+        rows scores each feature with at least ``check_min_samples`` non-missing values, so a
+        feature with a few missing values is not left out of a window that just made it."""
+        if counts.n_rows < self.min_samples:
+            return self.min_samples
+        return min(self.check_min_samples, self.min_samples)
+
 
 def profile_version(profile: ReferenceProfile) -> str:
     """Creation time, then a content hash: versions order by age, so a process can tell whether
@@ -85,14 +119,18 @@ class _ModelState:
     version: str
     live: LiveWindow
     lock: threading.Lock = field(default_factory=threading.Lock)
-    # When this process last looked at the model's windows, and last looked for stale ones.
+    # When this process last looked at the model's windows.
     last_pass: datetime | None = None
-    last_reclaim: datetime | None = None
     # When the open window last seen closes by time (None: not known, or no time limit).
     due_at: datetime | None = None
 
 
 class DriftMonitor:
+    """Counts every served prediction into its model's ``LiveWindow`` (the hot path), and on
+    ``flush`` hands the counts to the shared windows (``windows``: in this process by default,
+    or a child process), then exports what came back as metrics. Also answers the on-demand
+    checks and the status reads."""
+
     def __init__(
         self,
         store: WindowStore,
@@ -102,11 +140,18 @@ class DriftMonitor:
         clock: Callable[[], datetime],
         listeners: Sequence[DriftListener] = (),
         reload_profile: Callable[[str], ReferenceProfile | None] = lambda name: None,
+        windows: LiveWindows | None = None,
     ) -> None:
         self.store, self.metrics, self.config, self.clock = store, metrics, config, clock
         self.listeners = list(listeners)
         self.reload_profile = reload_profile
+        # In this process, the keeper tells the same listeners (the list, not a copy: the alert
+        # manager is appended after construction).
+        self.windows: LiveWindows = windows or LocalWindows(
+            WindowKeeper(store, config, clock=clock, listeners=self.listeners)
+        )
         self._models: dict[str, _ModelState] = {}
+        self._flush_lock = threading.Lock()
 
     # ------------------------------------------------------------------ profiles
 
@@ -147,130 +192,114 @@ class DriftMonitor:
                 state.live.add(record, output)
 
     def flush(self) -> list[DriftResult]:
-        """Push this process's counts to the shared windows, close the windows that are due, and
-        evaluate those this call closed (or reclaimed: a window whose evaluator failed is taken
-        up again after ``closing_timeout`` seconds). Returns the results it produced."""
-        results = []
-        failures = []
-        for model_name in list(self._models):
-            try:
-                results.extend(self._flush_model(model_name))
-            except Exception as exc:  # one model's failure does not stop the others
-                failures.append(exc)
+        """Hand this process's counts to the shared windows, which close the windows that are
+        due and evaluate those closed (or reclaimed: a window whose evaluator failed is taken up
+        again after ``closing_timeout`` seconds); export the results. Counts that could not be
+        added are kept for the next flush. Returns the results; raises ``DriftFlushError`` after
+        handling every model when some model's push failed.
+
+        One flush at a time: a live check that flushes first waits for the background flush in
+        progress, so the counts it took are in the shared window when the check reads it."""
+        with self._flush_lock:
+            return self._flush()
+
+    def _flush_soon(self, wait: float) -> list[DriftResult]:
+        """``flush``, waiting at most ``wait`` seconds for a flush in progress (a request must
+        not queue behind a child that is timing out)."""
+        if not self._flush_lock.acquire(timeout=wait):
+            raise Unavailable("drift windows", "a push of live counts is taking too long")
+        try:
+            return self._flush()
+        finally:
+            self._flush_lock.release()
+
+    def _flush(self) -> list[DriftResult]:
+        now = self.clock()
+        pushes: list[Push] = []
+        states: list[_ModelState] = []
+        for state in list(self._models.values()):
+            # A look at the shared windows costs queries: a model this process has no new rows
+            # for is looked at every ``idle_pass_seconds`` (or when its window is due by time),
+            # not at every flush.
+            with state.lock:
+                if not state.live.n_rows and not self._pass_due(state, now):
+                    continue
+                delta = state.live.take()
+            state.last_pass = now
+            pushes.append(Push(state.profile.model_name, state.version, state.profile, delta))
+            states.append(state)
+        if not pushes:
+            return []
+        try:
+            outcomes = self.windows.push(pushes)
+        except Exception as exc:
+            lost = isinstance(exc, PushAnswerLost)
+            for p, state in zip(pushes, states, strict=True):
+                if not lost:  # not handed over: every count stays here
+                    self._restore(state, p.delta)
+                elif p.delta.n_rows:  # maybe counted already: never count them twice
+                    log.warning("%s: no answer to a push; %d rows dropped from drift counts",
+                                p.model_name, p.delta.n_rows)  # fmt: skip
+            raise DriftFlushError(
+                [(p.model_name, f"{type(exc).__name__}: {exc}") for p in pushes]
+            ) from exc
+        results: list[DriftResult] = []
+        failures: list[tuple[str, str]] = []
+        for p, state, out in zip(pushes, states, outcomes, strict=True):
+            if out.error is not None:
+                failures.append((p.model_name, out.error))
+            if not out.added:
+                if out.error is not None:
+                    self._restore(state, p.delta)
+                elif p.delta.n_rows:
+                    log.warning(
+                        "%s: open window was counted on another reference profile; "
+                        "%d rows of this process dropped from drift counts",
+                        p.model_name, p.delta.n_rows,
+                    )  # fmt: skip
+            try:  # one model's trouble must not keep the others' outcomes from being handled
+                self._handle(p, state, out, results)
+            except Exception as exc:
+                failures.append((p.model_name, f"{type(exc).__name__}: {exc}"))
         if failures:
-            raise failures[0]
+            raise DriftFlushError(failures)
         return results
 
-    def _flush_model(self, model_name: str) -> list[DriftResult]:
-        # Each look at the shared windows is a few queries with the GIL held most of the time:
-        # a model this process has no new rows for is looked at every ``idle_pass_seconds``
-        # (or when its window is due by time), not at every flush.
-        now = self.clock()
-        state = self._models[model_name]
-        with state.lock:
-            pending = state.live.n_rows
-        if not pending and not self._pass_due(state, now):
-            return []
-        state.last_pass = now
-        state, known = self._align(model_name, state)
-        with state.lock:
-            delta = state.live.take()
-        window: WindowInfo | None
-        if delta.n_rows:
-            try:
-                window = self.store.add_counts(model_name, state.version, delta, now, known=known)
-            except Exception:
-                with state.lock:  # keep the counts for the next flush
-                    state.live.restore(delta)
-                raise
-            if window is None:
-                log.warning(
-                    "%s: open window was counted on another reference profile; "
-                    "%d rows of this process dropped from drift counts",
-                    model_name, delta.n_rows,
-                )  # fmt: skip
-                return []
-        else:
-            window = known
-        to_evaluate: list[int] = []
-        timeout = timedelta(seconds=self.config.closing_timeout)
-        if state.last_reclaim is None or now - state.last_reclaim >= timeout / 4:
-            state.last_reclaim = now
-            to_evaluate = self.store.reclaim_stale(model_name, now - timeout, now)
-        state.due_at = None
-        if window is not None and window.profile_version == state.version:
-            self.metrics.window_rows.labels(model_name).set(window.n_rows)
-            if self._due(window, now) and self.store.close(window.id, now):
-                to_evaluate.append(window.id)
-            elif self.config.window_seconds:
-                state.due_at = window.opened_at + timedelta(seconds=self.config.window_seconds)
-        results = []
-        for window_id in to_evaluate:
-            result = self._evaluate_closed(model_name, state, window_id, now)
-            if result is not None:
-                results.append(result)
-        return results
+    def _handle(
+        self, p: Push, state: _ModelState, out: PushOutcome, results: list[DriftResult]
+    ) -> None:
+        state.due_at = out.due_at
+        if out.window_rows is not None:
+            self.metrics.window_rows.labels(p.model_name).set(out.window_rows)
+        for result in out.results:
+            self._export(result.model_name, "live", result.report, result.quality or {})
+            self.metrics.windows_evaluated.labels(result.model_name, result.status).inc()
+            results.append(result)
+        if out.newer_version is not None:
+            self._reload(p.model_name, state)
+
+    def _restore(self, state: _ModelState, delta: WindowCounts) -> None:
+        """Keep counts whose push failed for the next flush (unless the profile was replaced
+        meanwhile: they were counted on bins that no longer apply)."""
+        if self._models.get(state.profile.model_name) is state and delta.n_rows:
+            with state.lock:
+                state.live.restore(delta)
+
+    def _reload(self, model_name: str, state: _ModelState) -> None:
+        """The open window is counted on a newer reference profile: another process replaced
+        it (and saved it where ``reload_profile`` reads)."""
+        if self._models.get(model_name) is not state:
+            return  # replaced here meanwhile (a profile posted to this process)
+        fresh = self.reload_profile(model_name)
+        if fresh is not None and profile_version(fresh) != state.version:
+            log.info("%s: reference profile replaced elsewhere; reloaded", model_name)
+            self.set_profile(fresh)
+            self._models[model_name].last_pass = state.last_pass
 
     def _pass_due(self, state: _ModelState, now: datetime) -> bool:
         if state.last_pass is None or state.due_at is not None and now >= state.due_at:
             return True
         return now - state.last_pass >= timedelta(seconds=self.config.idle_pass_seconds)
-
-    def _align(self, model_name: str, state: _ModelState) -> tuple[_ModelState, WindowInfo | None]:
-        """Make this process and the open window agree on the reference profile: a window
-        counted on an older profile is discarded (its bins no longer apply); when the window is
-        on a newer profile (another process replaced it), this process reloads the profile.
-        Returns the state to use and the open window when it is on that state's profile."""
-        open_window = self.store.open_window(model_name)
-        if open_window is None or open_window.profile_version == state.version:
-            return state, open_window
-        if open_window.profile_version < state.version:
-            if self.store.discard(open_window.id, self.clock()):
-                log.info("%s: window %d discarded: counted on an older reference profile",
-                         model_name, open_window.id)  # fmt: skip
-            return state, None
-        fresh = self.reload_profile(model_name)
-        if fresh is not None and profile_version(fresh) != state.version:
-            log.info("%s: reference profile replaced elsewhere; reloaded", model_name)
-            self.set_profile(fresh)
-            fresh_state = self._models[model_name]
-            fresh_state.last_pass = state.last_pass
-            known = open_window if open_window.profile_version == fresh_state.version else None
-            return fresh_state, known
-        return state, None
-
-    def _live_min(self, counts: WindowCounts) -> int:
-        """The per-feature minimum for a live window: a window below ``min_samples`` rows gives
-        no verdict at all (every feature needs more values than it has); a window with enough
-        rows scores each feature with at least ``check_min_samples`` non-missing values, so a
-        feature with a few missing values is not left out of a window that just made it."""
-        if counts.n_rows < self.config.min_samples:
-            return self.config.min_samples
-        return min(self.config.check_min_samples, self.config.min_samples)
-
-    def _due(self, window: WindowInfo, now: datetime) -> bool:
-        if window.n_rows >= self.config.window_size:
-            return True
-        seconds = self.config.window_seconds
-        return bool(seconds) and window.opened_at + timedelta(seconds=seconds or 0) <= now
-
-    def _evaluate_closed(
-        self, model_name: str, state: _ModelState, window_id: int, now: datetime
-    ) -> DriftResult | None:
-        counts = self.store.read_counts(window_id, state.profile)
-        report = self.config.detector(state.profile, self._live_min(counts)).evaluate(counts)
-        quality = assess(state.profile, counts, self.config.quality)
-        result = self._result(model_name, "live", window_id, now, report, quality)
-        if not self.store.save_result(result):
-            return None  # evaluated meanwhile by the process it was first handed to
-        self._export(model_name, "live", report, quality)
-        self.metrics.windows_evaluated.labels(model_name, report.status).inc()
-        self._notify(model_name, "live", report, quality)
-        log.info(
-            "%s window %d: %s, drift share %.2f over %d rows",
-            model_name, window_id, report.status, report.drift_share, report.n_rows,
-        )  # fmt: skip
-        return result
 
     # ------------------------------------------------------------------ on demand
 
@@ -282,10 +311,9 @@ class DriftMonitor:
         counts = WindowCounts.from_frame(profile, frame, predictions)
         report = self.config.detector(profile, self.config.check_min_samples).evaluate(counts)
         quality = assess(profile, counts, self.config.quality)
-        self.store.save_result(
-            self._result(model_name, "request", None, self.clock(), report, quality)
-        )
-        self._export(model_name, "request", report, quality)
+        result = drift_result(model_name, "request", None, self.clock(), report, quality)
+        self.store.save_result(result)
+        self._export(model_name, "request", result.report, result.quality or {})
         self._notify(model_name, "request", report, quality)
         return report, quality
 
@@ -303,14 +331,14 @@ class DriftMonitor:
         state = self._models.get(model_name)
         if state is None:
             raise NotFound("reference profile", model_name)
-        self.flush()
+        self._flush_soon(CHECK_WAIT_SECONDS)
         window = self.store.open_window(model_name)
         if window is None or window.n_rows == 0 or window.profile_version != state.version:
             raise Conflict(
                 f"no live window for {model_name!r} yet: send predictions, or post records"
             )
         counts = self.store.read_counts(window.id, state.profile)
-        report = self.config.detector(state.profile, self._live_min(counts)).evaluate(counts)
+        report = self.config.detector(state.profile, self.config.live_min(counts)).evaluate(counts)
         return report, assess(state.profile, counts, self.config.quality), window
 
     def status(self, model_name: str) -> dict[str, Any]:
@@ -343,56 +371,41 @@ class DriftMonitor:
                     1.0, ((window.n_rows if window else 0) + unflushed) / self.config.window_size
                 ),
             },  # fmt: skip
-            "last_result": _result_dict(last[0]) if last else None,
+            "last_result": result_to_dict(last[0]) if last else None,
         }
 
     def history(self, model_name: str, limit: int = 50) -> list[dict[str, Any]]:
         self.profile(model_name)
-        return [_result_dict(r) for r in self.store.history(model_name, "live", limit)]
+        return [result_to_dict(r) for r in self.store.history(model_name, "live", limit)]
 
     # ------------------------------------------------------------------ helpers
 
-    def _result(
+    def _export(
         self,
         model_name: str,
         dataset_name: str,
-        window_id: int | None,
-        now: datetime,
-        report: DriftReport,
-        quality: QualityReport,
-    ) -> DriftResult:
-        return DriftResult(
-            model_name=model_name,
-            dataset_name=dataset_name,
-            window_id=window_id,
-            created_at=now,
-            n_rows=report.n_rows,
-            status=report.status,
-            dataset_drift=report.dataset_drift,
-            drift_share=report.drift_share,
-            drifted_features_count=report.drifted_features_count,
-            report=report.to_dict(),
-            quality=quality.to_dict(),
-        )
-
-    def _export(
-        self, model_name: str, dataset_name: str, report: DriftReport, quality: QualityReport
+        report: Mapping[str, Any],
+        quality: Mapping[str, Any],
     ) -> None:
+        """Set the gauges from a verdict (``DriftReport.to_dict()`` and
+        ``QualityReport.to_dict()``: a live window's may come from another process)."""
         m = self.metrics
-        m.missing_share.labels(model_name, dataset_name).set(quality.missing_share)
-        m.duplicate_rows.labels(model_name, dataset_name).set(quality.duplicate_rows)
-        if report.status == "insufficient_data":
+        if quality:
+            m.missing_share.labels(model_name, dataset_name).set(quality["missing_share"])
+            m.duplicate_rows.labels(model_name, dataset_name).set(quality["duplicate_rows"])
+        if report["status"] == "insufficient_data":
             return
-        m.dataset_drift.labels(model_name, dataset_name).set(int(report.dataset_drift))
+        m.dataset_drift.labels(model_name, dataset_name).set(int(report["dataset_drift"]))
         if dataset_name != "live":
             return
-        m.drift_share.labels(model_name).set(report.drift_share)
-        m.drifted_features.labels(model_name).set(report.drifted_features_count)
-        for name, f in report.features.items():
-            if f.score is not None:
-                m.drift_score.labels(model_name, name).set(f.score)
-        if report.prediction is not None and report.prediction.score is not None:
-            m.prediction_drift.labels(model_name).set(report.prediction.score)
+        m.drift_share.labels(model_name).set(report["drift_share"])
+        m.drifted_features.labels(model_name).set(report["drifted_features_count"])
+        for name, f in report["features"].items():
+            if f["score"] is not None:
+                m.drift_score.labels(model_name, name).set(f["score"])
+        prediction = report.get("prediction")
+        if prediction is not None and prediction["score"] is not None:
+            m.prediction_drift.labels(model_name).set(prediction["score"])
 
     def _notify(
         self, model_name: str, dataset_name: str, report: DriftReport, quality: QualityReport
@@ -426,25 +439,9 @@ class DriftMonitor:
             w = self.store.open_window(model_name)
             if w is not None and w.n_rows and w.profile_version == state.version:
                 counts = self.store.read_counts(w.id, p)
-                report = self.config.detector(p, self._live_min(counts)).evaluate(counts)
+                report = self.config.detector(p, self.config.live_min(counts)).evaluate(counts)
                 return WindowView("open", w.id, counts.n_rows, None, counts, report.to_dict())
         return None
-
-
-def _result_dict(r: DriftResult) -> dict[str, Any]:
-    return {
-        "model_name": r.model_name,
-        "dataset_name": r.dataset_name,
-        "window_id": r.window_id,
-        "created_at": r.created_at.isoformat(),
-        "n_rows": r.n_rows,
-        "status": r.status,
-        "dataset_drift": r.dataset_drift,
-        "drift_share": r.drift_share,
-        "drifted_features_count": r.drifted_features_count,
-        "report": r.report,
-        "quality": r.quality,
-    }
 
 
 @dataclass(frozen=True)

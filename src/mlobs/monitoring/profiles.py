@@ -14,13 +14,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 
-from mlobs.models.base import TabularModel
 from mlobs.stats import bin_counts, category_counts, quantile_edges
+
+if TYPE_CHECKING:  # only annotations: the window child process loads no model libraries
+    from mlobs.models.base import TabularModel
 
 PROFILE_FILE = "reference.json"
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)

@@ -16,7 +16,6 @@ import math
 import numpy as np
 import numpy.typing as npt
 from scipy import special
-from scipy import stats as sps
 
 from mlobs.stats._checks import nonnegative_vector
 from mlobs.stats._types import FloatArray, IntArray
@@ -183,6 +182,8 @@ def ks_pvalue(statistic: float, n_ref: int, n_cur: int) -> float:
     if n_ref < 1 or n_cur < 1:
         raise ValueError(f"sample sizes must be at least 1, got n_ref={n_ref}, n_cur={n_cur}")
     n_eff = max(1, round(n_ref * n_cur / (n_ref + n_cur)))
+    from scipy import stats as sps  # the optional methods only: ~1 s to import
+
     p = float(sps.kstwo.sf(statistic, n_eff))
     return min(max(p, 0.0), 1.0)
 
@@ -222,6 +223,8 @@ def wasserstein_normalized(
         raise ValueError("centers must be finite")
     if not (math.isfinite(ref_std) and ref_std > 0):
         raise ValueError(f"ref_std must be finite and > 0, got {ref_std}")
+    from scipy import stats as sps  # the optional methods only: ~1 s to import
+
     w = float(sps.wasserstein_distance(x, x, u_weights=r, v_weights=c))
     return max(w, 0.0) / ref_std
 
@@ -262,4 +265,6 @@ def chi2_test(ref: FloatArray, cur_counts: IntArray, *, eps: float = 1e-4) -> tu
     expected = r / r.sum() * n_cur
     statistic = float(np.sum((observed - expected) ** 2 / expected))
     dof = max(r.size - 1, 1)
+    from scipy import stats as sps  # the optional methods only: ~1 s to import
+
     return statistic, float(sps.chi2.sf(statistic, dof))

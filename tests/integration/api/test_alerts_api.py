@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
+import pytest
 from fastapi.testclient import TestClient
 
 from helpers import sample_records
@@ -31,10 +32,16 @@ def _wait_alerts(client: TestClient, **params: str) -> list[dict[str, Any]]:
         time.sleep(0.1)
 
 
+@pytest.mark.parametrize("drift_process", [False, True], ids=["thread", "process"])
 def test_live_drift_raises_one_alert_that_escalates_and_is_handled(
-    db_url: str, app_factory: Callable[..., TestClient]
+    db_url: str, app_factory: Callable[..., TestClient], drift_process: bool
 ) -> None:
-    client = app_factory(database_url=db_url, drift_window_size=500, drift_flush_interval=0.1)
+    """The live window is evaluated, and its alert judged, in the flush thread or in the child
+    process; either way the alert, its metrics and its lifecycle are the same here."""
+    client = app_factory(database_url=db_url, drift_window_size=500, drift_flush_interval=0.1,
+                         drift_process=drift_process)  # fmt: skip
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    assert (runtime.window_process is not None) == drift_process
     r = client.post(
         "/predict/batch", json={"model_name": "fraud", "records": _drifted("fraud", 520, 0.8)}
     )

@@ -46,11 +46,14 @@ def test_check_posted_records_without_and_with_drift(client: TestClient) -> None
                    {"model_name": "churn", "dataset_name": "request"}) == 1.0  # fmt: skip
 
 
+@pytest.mark.parametrize("drift_process", [False, True], ids=["thread", "process"])
 def test_live_windows_close_evaluate_and_show_in_status_history_and_metrics(
-    db_url: str, app_factory: Callable[..., TestClient]
+    db_url: str, app_factory: Callable[..., TestClient], drift_process: bool
 ) -> None:
     client = app_factory(database_url=db_url, drift_window_size=600, drift_min_samples=500,
-                         drift_flush_interval=0.1)  # fmt: skip
+                         drift_flush_interval=0.1, drift_process=drift_process)  # fmt: skip
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    assert (runtime.window_process is not None) == drift_process
     assert client.post("/monitoring/drift/check", json={"model_name": "price"}).status_code == 409
     records = _drifted("price", 650, 0.8, seed=4)
     r = client.post("/predict/batch", json={"model_name": "price", "records": records})

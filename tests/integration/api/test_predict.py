@@ -219,10 +219,11 @@ def test_unknown_and_malformed_prediction_ids(client: TestClient) -> None:
     assert client.post("/predict/weather", json={}).status_code == 404
 
 
-def test_the_log_writer_process_is_used_only_where_it_can_reach_the_database(
+def test_the_child_processes_are_used_only_where_they_can_reach_the_database(
     settings_factory: Callable[..., Any],
 ) -> None:
-    """A child process cannot see an in-memory SQLite database: the log stays in a thread."""
+    """A child process cannot see an in-memory SQLite database: the log and the live windows
+    stay in threads."""
     from prometheus_client import CollectorRegistry
 
     from mlobs.api.runtime import Runtime
@@ -235,6 +236,8 @@ def test_the_log_writer_process_is_used_only_where_it_can_reach_the_database(
     )
     for url, expected in cases:
         extra = {"database_url": url} if url else {}
-        rt = Runtime.build(settings_factory(log_writer_process=True, **extra), CollectorRegistry())
+        settings = settings_factory(log_writer_process=True, drift_process=True, **extra)
+        rt = Runtime.build(settings, CollectorRegistry())
         assert (rt.insert_process is not None) == expected, url
+        assert (rt.window_process is not None) == expected, url
         rt.engine.dispose()

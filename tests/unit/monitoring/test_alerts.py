@@ -344,3 +344,38 @@ def test_concept_signals_open_and_clear_an_alert(db_url: str) -> None:
     assert manager.store.get(alert.id).state == "active"
     manager.on_concept_drift("churn", False, 0.0, 0.0, 100)
     assert manager.store.get(alert.id).state == "resolved"
+
+
+def test_alert_changes_replayed_from_another_process_count_and_notify_once(db_url: str) -> None:
+    """The window process judges live verdicts with a manager of its own and sends the changes
+    back as JSON; replayed here they count, notify and set the gauge as ``apply`` does here."""
+    import orjson
+
+    from mlobs.monitoring.alerts import alert_from_dict
+    from mlobs.monitoring.notifications import alert_to_dict
+
+    there, _ = _manager(db_url)
+    changes: list[tuple[Alert, str]] = []
+    there.listeners.append(lambda a, k: changes.append((a, k)))
+    there.apply(drift(0.25))
+    there.apply(drift(0.25))  # a repeat: told too (notifiers skip it), never counted
+    there.apply(drift(0.5))  # escalated in place
+    a = there.acknowledge(changes[-1][0].id, "ann", "on it")
+    assert [k for _, k in changes] == ["opened", "repeated", "escalated", "acknowledged"]
+    wire = orjson.loads(orjson.dumps([[alert_to_dict(x), k] for x, k in changes]))
+    back = [(alert_from_dict(d), k) for d, k in wire]
+    assert [x for x, _ in back] == [x for x, _ in changes]  # every field, events and times
+    assert back[-1][0] == a and back[-1][0].acknowledged_at is not None
+
+    registry = CollectorRegistry()
+    here = AlertManager(there.store, Metrics(registry), AlertRules(), clock=Clock())
+    told: list[str] = []
+    here.listeners.append(lambda x, k: told.append(k))
+    here.replay(back, there.store.open_counts())
+    assert told == ["opened", "repeated", "escalated", "acknowledged"]
+    assert _opened(registry, "fraud", "drift_detected", "warning") == 1
+    assert _opened(registry, "fraud", "drift_critical", "critical") == 1
+    assert registry.get_sample_value("mlobs_active_alerts", {"model_name": "fraud"}) == 1
+    assert registry.get_sample_value("mlobs_active_alerts", {"model_name": "price"}) == 0
+    here.replay([], None)  # nothing changed, no counts read: the gauge stays
+    assert registry.get_sample_value("mlobs_active_alerts", {"model_name": "fraud"}) == 1

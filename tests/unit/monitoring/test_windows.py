@@ -93,3 +93,43 @@ def test_window_memory_is_bounded_by_features_and_bins() -> None:
     assert taken.n_rows == 20_000
     expected = sum(p.n_bins for p in profile.features.values()) + profile.output.n_bins  # type: ignore[union-attr]
     assert taken.nbytes() == expected * 8
+
+
+def test_counts_and_outcomes_cross_a_process_boundary_unchanged() -> None:
+    """What a push sends to the window process, and what its outcome brings back, survive JSON
+    (orjson, as the pipe carries them) exactly: counts, a result's report and its time."""
+    import orjson
+
+    from mlobs.monitoring.live_windows import (
+        PushOutcome,
+        counts_from_dict,
+        counts_to_dict,
+        drift_result,
+    )
+    from mlobs.monitoring.quality import assess
+
+    profile = _profile()
+    df = generate("churn", 700, seed=3, drift=DriftSpec.preset("churn", 0.5))[SPEC.feature_names]
+    live = LiveWindow(profile)
+    for rec in _records(df):
+        live.add(rec, 0.7)
+    counts = live.take()
+    back = counts_from_dict(orjson.loads(orjson.dumps(counts_to_dict(counts))))
+    assert back.n_rows == counts.n_rows and back.duplicates == counts.duplicates
+    assert back.missing == counts.missing and back.out_of_range == counts.out_of_range
+    assert set(back.counts) == set(counts.counts)
+    for name, v in counts.counts.items():
+        assert back.counts[name].dtype == np.int64
+        np.testing.assert_array_equal(back.counts[name], v, err_msg=name)
+
+    from datetime import datetime, timezone
+
+    from mlobs.monitoring.drift_detector import DriftDetector
+
+    report = DriftDetector.from_profile(profile, min_samples=100).evaluate(counts)
+    result = drift_result("churn", "live", 7, datetime(2026, 11, 28, 5, 0, 1, 250_000,
+                          tzinfo=timezone.utc), report, assess(profile, counts))  # fmt: skip
+    due = datetime(2026, 11, 28, 5, 5, tzinfo=timezone.utc)
+    out = PushOutcome("churn", window_rows=700, due_at=due, results=[result])
+    again = PushOutcome.from_dict(orjson.loads(orjson.dumps(out.to_dict())))
+    assert again == out

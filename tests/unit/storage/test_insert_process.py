@@ -131,9 +131,10 @@ def test_a_stopped_child_times_out_is_killed_and_replaced(
     up at the timeout instead of blocking, and a new child takes the next batch."""
     engine = make_engine(db_url)
     migrate(engine)
-    proc = InsertProcess(db_url, timeout=1.0)
+    proc = InsertProcess(db_url, timeout=30.0)  # a child's start takes ~1 s on a busy machine
     try:
         proc.insert_many([make_record()])
+        proc.timeout = 1.0
         stuck = proc.pid
         assert stuck is not None
         os.kill(stuck, signal.SIGSTOP)
@@ -144,6 +145,7 @@ def test_a_stopped_child_times_out_is_killed_and_replaced(
         assert time.monotonic() - t < 10
         assert _wait_exit(stuck)
         assert proc.restarts == 1
+        proc.timeout = 30.0
         proc.insert_many([make_record()])
         assert proc.pid not in (None, stuck)
         # The batch that timed out may or may not have gone in (killed before or after its
