@@ -110,6 +110,9 @@ def server(tmp_path: Path, model_dir: Path) -> Iterator[Server]:
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
         "LOG_LEVEL": "WARNING",
         "LOG_FLUSH_INTERVAL": "0.1",
+        "DRIFT_FLUSH_INTERVAL": "0.2",
+        "DRIFT_WINDOW_SIZE": "100",
+        "DRIFT_MIN_SAMPLES": "100",
     }
     log = tmp_path / "server.log"
     with open(log, "wb") as out:
@@ -213,6 +216,37 @@ def test_two_workers_count_every_prediction_once(server: Server) -> None:
         _value(samples, "mlobs_predictions_total", model_name=m, status="success") or 0
         for m in MODELS
     ) == n  # fmt: skip
+
+
+def test_an_alert_judged_in_a_window_process_is_counted_once(server: Server) -> None:
+    """Each worker's live windows are evaluated in a child process of its own, whose alert
+    changes the worker replays into its metrics. The children keep no metrics files in the
+    shared directory: /metrics counts the alert once, not once per process that saw it."""
+    from mlobs.data import DATASETS, DriftSpec, generate
+
+    frame = generate("fraud", 300, seed=12, drift=DriftSpec.preset("fraud", 0.9))
+    records = [
+        {k: (None if v != v else v) for k, v in r.items()}  # NaN -> null
+        for r in frame[DATASETS["fraud"].feature_names].to_dict("records")
+    ]
+    r = httpx.post(f"{server.url}/predict/batch", json={"model_name": "fraud", "records": records},
+                   timeout=60)  # fmt: skip
+    assert r.status_code == 200
+    labels = {"model_name": "fraud", "alert_type": "drift_critical", "severity": "critical"}
+    deadline = time.monotonic() + 60
+    while (_value(_scrape(server.url), "mlobs_alerts_total", **labels) or 0) < 1:
+        assert time.monotonic() < deadline, f"no drift alert counted: {server.log_tail()}"
+        time.sleep(0.3)
+    time.sleep(1.0)  # a second count, if there were one, would be there by now
+    samples = _scrape(server.url)
+    assert _value(samples, "mlobs_alerts_total", **labels) == 1
+    assert _value(samples, "mlobs_active_alerts", model_name="fraud") == 1
+    alerts = httpx.get(f"{server.url}/monitoring/alerts", params={"model": "fraud"}).json()
+    assert alerts["total"] == 1
+    # Every metrics file belongs to a worker: none to a log writer or window process.
+    for pid in _per_process(server.metrics_dir):
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+        assert b"mlobs.storage" not in cmdline, cmdline
 
 
 def test_live_gauge_files_of_exited_processes_are_dropped(tmp_path: Path) -> None:
