@@ -8,7 +8,8 @@ The protocol is a 4-byte big-endian length, then the payload, in both directions
 parent sends the child its set-up (a database URL, a configuration: never on the command line,
 where ``ps`` shows it), then one request per frame; the child answers each with one JSON object.
 A child that dies, or does not answer within ``timeout``, is killed and the call raises
-``StoreUnreachable``; the next call starts a new child (``restarts`` counts them).
+``StoreUnreachable``; the next call starts a new child (``restarts`` counts them), at once after
+one failure, after a pause that doubles from 0.25 s to 30 s after several in a row.
 
 The child runs in its own session and ignores SIGINT and SIGTERM: a stop signal sent to the
 server's process group (Ctrl-C, a service manager) must not take it away before the server has
@@ -35,6 +36,8 @@ import orjson
 log = logging.getLogger(__name__)
 
 _LEN = struct.Struct(">I")
+# The pause before starting a child again after the second failure in a row, and its cap.
+BACKOFF_FIRST, BACKOFF_MAX = 0.25, 30.0
 
 
 class StoreUnreachable(Exception):
@@ -70,6 +73,11 @@ class ChildProcess:
         self.restarts = 0
         # Bumped at every spawn: what a caller told an earlier child, this one does not know.
         self.generation = 0
+        # Calls that failed in a row: from the second on, the next child starts only after a
+        # pause that doubles up to BACKOFF_MAX (a child that cannot start must not be spawned
+        # several times a second).
+        self.failures = 0
+        self._retry_at = 0.0
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -159,21 +167,39 @@ class ChildProcess:
         with self._lock:
             if self._closed:
                 raise StoreUnreachable(f"the {self.module} process is stopped")
-            sent = False
+            wait = self._retry_at - time.monotonic()
+            if self._proc is None and wait > 0:
+                raise StoreUnreachable(
+                    f"{self.module}: {self.failures} failures in a row; next start in {wait:.1f} s"
+                )
             try:
                 if self._proc is None or self._proc.poll() is not None:
                     self._spawn()
-                proc = self._proc
-                assert proc is not None and proc.stdin is not None and proc.stdout is not None
-                self._send(proc.stdin.fileno(), build(self.generation), self.timeout)
-                sent = True
-                return self._read_answer(proc.stdout.fileno())
             except (OSError, ValueError, StoreUnreachable) as exc:
-                # Died, pipe broken, or silent past the timeout: a new child for the next call.
-                # A request not wholly written was never read (the child is killed with it).
-                self._kill()
-                kind = AnswerLost if sent else StoreUnreachable
-                raise kind(f"{self.module}: {type(exc).__name__}: {exc}") from exc
+                raise self._failed(exc, sent=False) from exc
+            proc = self._proc
+            assert proc is not None and proc.stdin is not None and proc.stdout is not None
+            payload = build(self.generation)  # its errors are the caller's: the child is fine
+            sent = False
+            try:
+                self._send(proc.stdin.fileno(), payload, self.timeout)
+                sent = True
+                answer = self._read_answer(proc.stdout.fileno())
+            except (OSError, ValueError, StoreUnreachable) as exc:
+                raise self._failed(exc, sent=sent) from exc
+            self.failures, self._retry_at = 0, 0.0
+            return answer
+
+    def _failed(self, exc: BaseException, *, sent: bool) -> StoreUnreachable:
+        """Died, pipe broken, or silent past the timeout: kill the child (a request not wholly
+        written dies with it, unread), count the failure, and say which kind it was."""
+        self._kill()
+        self.failures += 1
+        if self.failures >= 2:
+            pause = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (self.failures - 2))
+            self._retry_at = time.monotonic() + pause
+        kind = AnswerLost if sent else StoreUnreachable
+        return kind(f"{self.module}: {type(exc).__name__}: {exc}")
 
     @staticmethod
     def _send(fd: int, payload: bytes, timeout: float) -> None:
