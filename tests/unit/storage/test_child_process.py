@@ -6,10 +6,16 @@ import time
 
 import pytest
 
-from mlobs.storage.child_process import BACKOFF_FIRST, ChildProcess, StoreUnreachable
+from mlobs.storage import child_process
+from mlobs.storage.child_process import ChildProcess, StoreUnreachable
+
+BACKOFF_FIRST = 2.0  # long enough that a busy machine's stalls cannot pass for the pause
 
 
-def test_a_child_that_keeps_failing_is_started_again_after_a_doubling_pause() -> None:
+def test_a_child_that_keeps_failing_is_started_again_after_a_doubling_pause(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(child_process, "BACKOFF_FIRST", BACKOFF_FIRST)
     proc = ChildProcess("mlobs.no_such_module", b"setup", timeout=10)
     try:
         for expected in (1, 2):  # the first failure is retried at once
