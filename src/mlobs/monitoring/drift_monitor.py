@@ -29,7 +29,6 @@ from mlobs.monitoring.drift_detector import (
 )
 from mlobs.monitoring.live_windows import (
     LiveWindows,
-    LocalWindows,
     Push,
     PushAnswerLost,
     PushOutcome,
@@ -147,8 +146,8 @@ class DriftMonitor:
         self.reload_profile = reload_profile
         # In this process, the keeper tells the same listeners (the list, not a copy: the alert
         # manager is appended after construction).
-        self.windows: LiveWindows = windows or LocalWindows(
-            WindowKeeper(store, config, clock=clock, listeners=self.listeners)
+        self.windows: LiveWindows = windows or WindowKeeper(
+            store, config, clock=clock, listeners=self.listeners
         )
         self._models: dict[str, _ModelState] = {}
         self._flush_lock = threading.Lock()
@@ -191,7 +190,7 @@ class DriftMonitor:
             for record, output in zip(records, outputs, strict=True):
                 state.live.add(record, output)
 
-    def flush(self) -> list[DriftResult]:
+    def flush(self, *, wait: float | None = None) -> list[DriftResult]:
         """Hand this process's counts to the shared windows, which close the windows that are
         due and evaluate those closed (or reclaimed: a window whose evaluator failed is taken up
         again after ``closing_timeout`` seconds); export the results. Counts that could not be
@@ -199,14 +198,10 @@ class DriftMonitor:
         handling every model when some model's push failed.
 
         One flush at a time: a live check that flushes first waits for the background flush in
-        progress, so the counts it took are in the shared window when the check reads it."""
-        with self._flush_lock:
-            return self._flush()
-
-    def _flush_soon(self, wait: float) -> list[DriftResult]:
-        """``flush``, waiting at most ``wait`` seconds for a flush in progress (a request must
-        not queue behind a child that is timing out)."""
-        if not self._flush_lock.acquire(timeout=wait):
+        progress, so the counts it took are in the shared window when the check reads it; with
+        ``wait``, at most that many seconds (then ``Unavailable``: a request must not queue
+        behind a child that is timing out)."""
+        if not self._flush_lock.acquire(timeout=-1 if wait is None else wait):
             raise Unavailable("drift windows", "a push of live counts is taking too long")
         try:
             return self._flush()
@@ -331,7 +326,7 @@ class DriftMonitor:
         state = self._models.get(model_name)
         if state is None:
             raise NotFound("reference profile", model_name)
-        self._flush_soon(CHECK_WAIT_SECONDS)
+        self.flush(wait=CHECK_WAIT_SECONDS)
         window = self.store.open_window(model_name)
         if window is None or window.n_rows == 0 or window.profile_version != state.version:
             raise Conflict(

@@ -2,7 +2,7 @@
 open window, close the windows that are due, and evaluate those closed (drift, quality, the
 stored result, the listeners: the alert manager).
 
-``WindowKeeper`` does this wherever it runs: in the serving process (``LocalWindows``), or in a
+``WindowKeeper`` does this wherever it runs: in the serving process (called directly), or in a
 child process of it (``mlobs.storage.window_process``), where its milliseconds of statistics and
 queries with the GIL held do not stall requests. Either way the serving process hands it a
 ``Push`` per model and gets a ``PushOutcome`` back, which travels as JSON between processes.
@@ -211,12 +211,12 @@ class WindowKeeper:
                 if window is None:  # a window on another profile opened meanwhile
                     return PushOutcome(p.model_name, added=False)
         except Exception as exc:  # nothing was added: the caller keeps the counts
-            return PushOutcome(p.model_name, added=False, error=_describe(exc))
+            return PushOutcome(p.model_name, added=False, error=describe(exc))
         out = PushOutcome(p.model_name)
         try:
             self._close_and_evaluate(p, window, now, out)
         except Exception as exc:  # the counts are in; the window is taken up again later
-            out.error = _describe(exc)
+            out.error = describe(exc)
         return out
 
     def _align(self, p: Push, now: datetime) -> tuple[WindowInfo | None, str | None]:
@@ -279,15 +279,6 @@ class WindowKeeper:
         return result
 
 
-class LocalWindows:
-    """``LiveWindows`` in this process: a ``WindowKeeper`` called directly."""
-
-    def __init__(self, keeper: WindowKeeper) -> None:
-        self.keeper = keeper
-
-    def push(self, pushes: Sequence[Push]) -> list[PushOutcome]:
-        return self.keeper.push(pushes)
-
-
-def _describe(exc: BaseException) -> str:
+def describe(exc: BaseException) -> str:
+    """An error as an outcome carries it: its type, then its message."""
     return f"{type(exc).__name__}: {exc}"

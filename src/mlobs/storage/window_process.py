@@ -40,6 +40,7 @@ from mlobs.monitoring.live_windows import (
     PushOutcome,
     counts_from_dict,
     counts_to_dict,
+    describe,
 )
 from mlobs.monitoring.quality import Bounds, QualityThresholds
 from mlobs.storage.child_process import AnswerLost, ChildProcess, child_main
@@ -211,7 +212,7 @@ def _setup(first: bytes) -> tuple[Callable[[bytes], dict[str, Any]], Callable[[]
                 push = Push(key[0], key[1], profile, counts_from_dict(item["counts"]))
             except Exception as exc:  # this push only; its counts stay with the parent
                 name = item.get("model_name", "?") if isinstance(item, dict) else "?"
-                outcomes.append(PushOutcome(str(name), added=False, error=_describe(exc)))
+                outcomes.append(PushOutcome(str(name), added=False, error=describe(exc)))
                 continue
             outcomes.append(keeper.push_one(push))
         open_counts: dict[str, int] | None = None
@@ -227,10 +228,6 @@ def _setup(first: bytes) -> tuple[Callable[[bytes], dict[str, Any]], Callable[[]
         }
 
     return handle, engine.dispose
-
-
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"
 
 
 def main() -> None:
