@@ -138,23 +138,15 @@ def main() -> None:
             "DATA_DIR": str(tmp / "data"),
             "LOG_LEVEL": "WARNING",
         }
+        # As `mlobs serve` runs it: uvicorn with the protocol that sends a response in one write.
+        launcher = (
+            "import sys, uvicorn; from mlobs.api.http import CoalescingHttpToolsProtocol as P; "
+            f"sys.path.insert(0, {str(ROOT / 'benchmarks')!r}); "
+            f"uvicorn.run('bench_app:create', factory=True, host='127.0.0.1', port={port}, "
+            "http=P, access_log=False, log_level='warning')"
+        )
         server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--factory",
-                "bench_app:create",
-                "--app-dir",
-                str(ROOT / "benchmarks"),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--no-access-log",
-                "--log-level",
-                "warning",
-            ],
+            [sys.executable, "-c", launcher],
             env=env,
         )
         try:

@@ -195,6 +195,8 @@ def serve(
 
     import uvicorn
 
+    from mlobs.api.http import CoalescingHttpToolsProtocol
+
     settings = _settings()
     made = None
     metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
@@ -216,6 +218,7 @@ def serve(
             reload=reload,
             reload_dirs=[str(Path(__file__).parent)] if reload else None,
             workers=workers,
+            http=CoalescingHttpToolsProtocol,
             log_level=settings.log_level.lower(),
         )
     finally:
