@@ -30,6 +30,7 @@ the loopback add by themselves.
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import select
 import socket
@@ -45,12 +46,24 @@ import numpy as np
 class _Conn:
     """One keep-alive connection with at most one request in flight."""
 
-    __slots__ = ("sock", "index", "due", "buf")
+    __slots__ = ("address", "sock", "index", "due", "buf")
 
     def __init__(self, host: str, port: int) -> None:
-        self.sock = socket.create_connection((host, port))
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.address = (host, port)
+        self.sock = self._connect()
         self.index, self.due, self.buf = -1, 0.0, bytearray()
+
+    def _connect(self) -> socket.socket:
+        sock = socket.create_connection(self.address)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+
+    def reopen_if_closed(self) -> None:
+        """An idle connection is readable only when the server has closed it (its keep-alive
+        timeout, at low rates): connect again rather than send into it."""
+        if select.select([self.sock], [], [], 0)[0]:
+            self.sock.close()
+            self.sock = self._connect()
 
     def response(self) -> int | None:
         """The status once the whole response is in, else None; 0 if the server closed."""
@@ -90,7 +103,9 @@ def run(
         + body
         for body in bodies
     ]
-    free = [_Conn(host, port) for _ in range(connections)]
+    # Free connections are used in turn (FIFO): each stays busy enough that the server's
+    # keep-alive timeout never closes one under us.
+    free = collections.deque(_Conn(host, port) for _ in range(connections))
     busy: dict[socket.socket, _Conn] = {}
     out: list[tuple[float, int]] = []
     late: list[float] = []
@@ -102,7 +117,8 @@ def run(
             # Send every request that is due while a connection is free; a due request waits for
             # one (its latency still runs from its due time).
             while i < n and free and (t_due := start + i / rate) <= time.perf_counter():
-                conn = free.pop()
+                conn = free.popleft()
+                conn.reopen_if_closed()
                 late.append(time.perf_counter() - t_due)
                 conn.index, conn.due = i, t_due
                 conn.sock.sendall(requests[i % len(requests)])
@@ -119,12 +135,13 @@ def run(
                 out.append((time.perf_counter() - conn.due, status))
                 if trace is not None:
                     trace.append((conn.index, conn.due, late[conn.index], out[-1][0], status))
-                if status == 0:  # the server closed the connection: count it, open another
+                if status == 0:  # closed with a request in flight: counted, and reconnected
                     sock.close()
-                    conn = _Conn(host, port)
+                    conn.sock = conn._connect()
+                    conn.buf.clear()
                 free.append(conn)
     finally:
-        for conn in free + list(busy.values()):
+        for conn in [*free, *busy.values()]:
             conn.sock.close()
     lat = np.array([x[0] for x in out]) * 1e3
     statuses: dict[str, int] = {}
