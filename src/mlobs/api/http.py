@@ -8,9 +8,10 @@ aiohttp coalesces small responses the same way (aio-libs/aiohttp#10991).
 
 The head is held back until the next write on the connection, which is the body for every
 response Starlette builds, and joined with it. Nothing waits on the app: if no write follows
-within the same event-loop turn (a streaming response whose first chunk is not ready yet, a
-``100 Continue``), the head goes out on its own at the next turn, and a close writes what is held
-first. Everything else (flow control, closing, addresses) is the real transport's.
+within the same event-loop turn (a HEAD answer, a streaming response whose first chunk is not
+ready yet, a ``100 Continue``), the head goes out on its own at the next turn; a close, an EOF
+from the client (after which the transport closes itself) or ``write_eof`` sends what is held
+first. Everything else (flow control, addresses) is the real transport's.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 _HEAD_END = b"\r\n\r\n"
+_JOIN_LIMIT = 64 * 1024  # bodies up to this size are joined to the head
 
 
 class _CoalescingTransport:
@@ -40,7 +42,11 @@ class _CoalescingTransport:
             if self._flush_handle is not None:
                 self._flush_handle.cancel()
                 self._flush_handle = None
-            self._transport.write(held + bytes(data))
+            if len(data) <= _JOIN_LIMIT:
+                self._transport.write(held + bytes(data))
+            else:  # a large body: two writes beat copying it
+                self._transport.write(held)
+                self._transport.write(data)
         elif isinstance(data, bytes) and data.startswith(b"HTTP/") and data.endswith(_HEAD_END):
             self._held = data
             self._flush_handle = self._loop.call_soon(self.flush)
@@ -55,9 +61,20 @@ class _CoalescingTransport:
             if not self._transport.is_closing():
                 self._transport.write(held)
 
+    def writelines(self, list_of_data: Any) -> None:
+        self.write(b"".join(list_of_data))
+
+    def write_eof(self) -> None:
+        self.flush()
+        self._transport.write_eof()
+
     def close(self) -> None:
         self.flush()
         self._transport.close()
+
+    def abort(self) -> None:
+        self._held = None
+        self._transport.abort()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)
@@ -68,3 +85,9 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(_CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
+
+    def eof_received(self) -> None:
+        # The client is done sending: the transport closes itself after this (as under uvicorn's
+        # own protocol), so an answer written in this loop turn goes out first.
+        self.transport.flush()  # type: ignore[attr-defined]
+        super().eof_received()

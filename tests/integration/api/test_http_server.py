@@ -142,3 +142,40 @@ def test_expect_100_continue(base: str) -> None:
             assert chunk
             data += chunk
         assert data.startswith(b"HTTP/1.1 200")
+
+
+def _read_to_close(s: socket.socket) -> bytes:
+    data = b""
+    while chunk := s.recv(65536):
+        data += chunk
+    return data
+
+
+def test_an_answer_written_as_the_client_half_closes_still_goes_out(base: str) -> None:
+    """A HEAD answer is a head alone (held to the next loop turn); the client's EOF right behind
+    its request makes the transport close itself, and what is held must go out first."""
+    port = int(base.rsplit(":", 1)[1])
+    for _ in range(20):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(b"HEAD /small HTTP/1.1\r\nHost: x\r\n\r\n")
+            s.shutdown(socket.SHUT_WR)
+            assert _read_to_close(s).startswith(b"HTTP/1.1 200")
+
+
+def test_pipelined_requests_are_answered_in_order(base: str) -> None:
+    port = int(base.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(
+            b"".join(f"GET /small?n={n} HTTP/1.1\r\nHost: x\r\n\r\n".encode() for n in range(5))
+            + b"GET /small?n=5 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        data = _read_to_close(s)
+    bodies = [part.split(b"\r\n\r\n", 1)[1][:8] for part in data.split(b"HTTP/1.1 ")[1:]]
+    assert [b.split(b"}")[0] + b"}" for b in bodies] == [f'{{"n":{n}}}'.encode() for n in range(6)]
+
+
+def test_a_malformed_request_gets_a_400_and_a_close(base: str) -> None:
+    port = int(base.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+        assert _read_to_close(s).startswith(b"HTTP/1.1 400")

@@ -37,6 +37,13 @@ class RecordingTransport:
     def close(self) -> None:
         self.closed = True
 
+    def write_eof(self) -> None:
+        self.writes.append(b"<eof>")
+
+    def abort(self) -> None:
+        self.writes.append(b"<abort>")
+        self.closed = True
+
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return {"peername": ("127.0.0.1", 1234)}.get(name, default)
 
@@ -97,3 +104,34 @@ async def test_everything_else_is_the_real_transports(wire: RecordingTransport) 
     t = _CoalescingTransport(wire, asyncio.get_running_loop())  # type: ignore[arg-type]
     assert t.get_extra_info("peername") == ("127.0.0.1", 1234)
     assert t.is_closing() is False
+
+
+async def test_write_eof_sends_the_held_head_first(wire: RecordingTransport) -> None:
+    t = _CoalescingTransport(wire, asyncio.get_running_loop())  # type: ignore[arg-type]
+    t.write(HEAD)
+    t.write_eof()
+    assert wire.writes == [HEAD, b"<eof>"]
+
+
+async def test_writelines_joins_with_the_held_head(wire: RecordingTransport) -> None:
+    t = _CoalescingTransport(wire, asyncio.get_running_loop())  # type: ignore[arg-type]
+    t.write(HEAD)
+    t.writelines([b"{", b"}"])
+    assert wire.writes == [HEAD + b"{}"]
+
+
+async def test_abort_discards_what_is_held(wire: RecordingTransport) -> None:
+    """As the real transport's abort discards its buffer."""
+    t = _CoalescingTransport(wire, asyncio.get_running_loop())  # type: ignore[arg-type]
+    t.write(HEAD)
+    t.abort()
+    await asyncio.sleep(0)
+    assert wire.writes == [b"<abort>"]
+
+
+async def test_a_large_body_follows_its_head_without_a_copy(wire: RecordingTransport) -> None:
+    t = _CoalescingTransport(wire, asyncio.get_running_loop())  # type: ignore[arg-type]
+    body = b"x" * (1 << 20)
+    t.write(HEAD)
+    t.write(body)
+    assert wire.writes == [HEAD, body]
