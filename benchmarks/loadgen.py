@@ -12,7 +12,7 @@ connection was free) to the end of the response, so a stalled server cannot hide
 (no coordinated omission). Prints one JSON object: counts by status, p50/p90/p99/max in ms, and
 how late the requests left (``send_late_*``: the generator's own timing plus any backlog).
 
-It is one plain loop over non-blocking sockets, no asyncio: send what is due on a free
+It is one plain loop over sockets, no asyncio: send what is due on a free
 connection, then wait in select() for an answer or the next due time (select's timeout has
 microsecond resolution; epoll and uvloop round timers to whole milliseconds, so requests left up
 to ~1 ms late, or early, and the latency from the due time counted that as the server's). The
@@ -42,6 +42,8 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
+STALL = 30.0  # seconds without any answer while requests are in flight: the run fails
+
 
 class _Conn:
     """One keep-alive connection with at most one request in flight."""
@@ -62,12 +64,20 @@ class _Conn:
         """An idle connection is readable only when the server has closed it (its keep-alive
         timeout, at low rates): connect again rather than send into it."""
         if select.select([self.sock], [], [], 0)[0]:
-            self.sock.close()
-            self.sock = self._connect()
+            self.reconnect()
+
+    def reconnect(self) -> None:
+        self.sock.close()
+        self.sock = self._connect()
+        self.buf.clear()
 
     def response(self) -> int | None:
-        """The status once the whole response is in, else None; 0 if the server closed."""
-        data = self.sock.recv(65536)
+        """The status once the whole response is in, else None; 0 if the connection closed or
+        failed. Responses carry Content-Length (as every answer of this service does)."""
+        try:
+            data = self.sock.recv(65536)
+        except OSError:
+            return 0
         if not data:
             return 0
         self.buf += data
@@ -110,6 +120,12 @@ def run(
     out: list[tuple[float, int]] = []
     late: list[float] = []
     n = int(rate * seconds)
+
+    def _done(conn: _Conn, status: int) -> None:
+        out.append((time.perf_counter() - conn.due, status))
+        if trace is not None:
+            trace.append((conn.index, conn.due, late[conn.index], out[-1][0], status))
+
     start = time.perf_counter() + 0.05
     i = 0
     try:
@@ -121,24 +137,28 @@ def run(
                 conn.reopen_if_closed()
                 late.append(time.perf_counter() - t_due)
                 conn.index, conn.due = i, t_due
-                conn.sock.sendall(requests[i % len(requests)])
-                busy[conn.sock] = conn
                 i += 1
+                try:
+                    conn.sock.sendall(requests[conn.index % len(requests)])
+                except OSError:  # reset or refused: counted as a failed request
+                    _done(conn, 0)
+                    conn.reconnect()
+                    free.append(conn)
+                    continue
+                busy[conn.sock] = conn
             timeout = max(0.0, start + i / rate - time.perf_counter()) if i < n and free else None
-            ready, _, _ = select.select(list(busy), [], [], timeout)
+            ready, _, _ = select.select(list(busy), [], [], STALL if timeout is None else timeout)
+            if not ready and timeout is None:
+                raise RuntimeError(f"no answer from {url} for {STALL:.0f} s")
             for sock in ready:
                 conn = busy[sock]
                 status = conn.response()
                 if status is None:
                     continue
                 del busy[sock]
-                out.append((time.perf_counter() - conn.due, status))
-                if trace is not None:
-                    trace.append((conn.index, conn.due, late[conn.index], out[-1][0], status))
+                _done(conn, status)
                 if status == 0:  # closed with a request in flight: counted, and reconnected
-                    sock.close()
-                    conn.sock = conn._connect()
-                    conn.buf.clear()
+                    conn.reconnect()
                 free.append(conn)
     finally:
         for conn in [*free, *busy.values()]:
