@@ -11,6 +11,9 @@ a temp directory, models from MODEL_DIR) starts as its own process; then:
    children (the log's writer process).
 2. `--seconds` (default 60) at a fixed rate of half that saturation (benchmarks/loadgen.py, open
    loop, latency from each request's due time): errors, p50, p99. Resident memory after the run.
+   The serving thread's CPU per request during it and its busy share (schedstat): at a fixed rate
+   a request costs more than at saturation (no shared wake-ups), and the tail follows how busy
+   that thread is.
 3. SIGTERM: the service drains its log queue and exits; the database then holds exactly the
    predictions the service counted as served (mlobs_predictions_total, read just before).
 4. The floor, for reading the latencies: 20 s of the same rate from the same generator against
@@ -61,6 +64,12 @@ def _tree_rss_kib(pid: int) -> int:
     return total
 
 
+def _thread_cpu_seconds(pid: int) -> float:
+    """CPU time of a process's main thread (the event loop serving requests), from schedstat
+    (nanoseconds, not clock ticks)."""
+    return int(Path(f"/proc/{pid}/task/{pid}/schedstat").read_text().split()[0]) / 1e9
+
+
 def _served(base: str) -> float:
     text = httpx.get(f"{base}/metrics", timeout=10).text
     total = 0.0
@@ -109,7 +118,9 @@ def main() -> None:
             saturation = _wrk(f"{base}/predict/fraud", body, 10, tmp)
             rss_warm, tree_warm = _rss_kib(server.pid), _tree_rss_kib(server.pid)
             rate = saturation / 2
+            cpu0, t0 = _thread_cpu_seconds(server.pid), time.monotonic()
             run = _fixed_rate(f"{base}/predict/fraud", body, rate, args.seconds, tmp)
+            loop_cpu, loop_wall = _thread_cpu_seconds(server.pid) - cpu0, time.monotonic() - t0
             time.sleep(1.0)
             rss_after, tree_after = _rss_kib(server.pid), _tree_rss_kib(server.pid)
             served = _served(base)
@@ -145,6 +156,11 @@ def main() -> None:
         "p99_ms": run["p99_ms"],
         "p99_over_p50": round(run["p99_ms"] / run["p50_ms"], 2),
         "send_late_p99_ms": run["send_late_p99_ms"],
+        # The serving thread's CPU per request at this rate, and how busy it was: the tail
+        # follows this utilisation (benchmarks/RESULTS.md, Load, session 5).
+        "loop_cpu_ms_per_request": round(loop_cpu * 1e3 / max(sum(run["statuses"].values()), 1), 3),
+        "loop_busy_share": round(loop_cpu / loop_wall, 3),
+        "saturation_ms_per_request": round(1e3 / saturation, 3),
         "cpu_steal_share": run["cpu_steal_share"],
         "generator_floor": {
             "p50_ms": floor["p50_ms"],
