@@ -235,8 +235,35 @@ def scrape_registry(registry: CollectorRegistry) -> CollectorRegistry:
         return registry
     forget_exited_processes(path)
     merged = CollectorRegistry()
-    multiprocess.MultiProcessCollector(merged, path=path)  # type: ignore[no-untyped-call]
+    _MultiProcessCollector(merged, path=path)  # type: ignore[no-untyped-call]
     return merged
+
+
+def metric_files(path: str) -> list[str]:
+    """The multiprocess directory's value files that hold a header, i.e. all but empty ones.
+
+    prometheus-client creates a process's file and only then sizes it, so a scrape can meet it
+    at 0 bytes (a worker recording its first value, or one killed in that instant, whose file
+    then stays empty for good), and its merge fails on the missing header, taking every other
+    process's values with it (prometheus/client_python#1199). An empty file has nothing
+    recorded, so leaving it out loses nothing; once sized, a file never shrinks. A file removed
+    meanwhile (an exited process's live gauges) is left out too.
+    """
+    return [f for f in glob.glob(os.path.join(path, "*.db")) if _size(f) > 0]
+
+
+def _size(file: str) -> int:
+    try:
+        return os.path.getsize(file)
+    except FileNotFoundError:
+        return 0
+
+
+class _MultiProcessCollector(multiprocess.MultiProcessCollector):
+    """prometheus-client's merge of every process's files, over ``metric_files`` only."""
+
+    def collect(self):  # type: ignore[no-untyped-def]
+        return self.merge(metric_files(self._path), accumulate=True)  # type: ignore[no-untyped-call]
 
 
 def forget_exited_processes(path: str) -> list[int]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import glob
 import os
 import signal
+import struct
 import subprocess
 import sys
 import time
@@ -18,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from prometheus_client.mmap_dict import MmapedDict, mmap_key
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
@@ -26,7 +27,12 @@ from sqlalchemy import create_engine, func, select
 from typer.testing import CliRunner
 
 from helpers import free_port, sample_records, stop_process_group
-from mlobs.monitoring.metrics import Metrics, forget_exited_processes
+from mlobs.monitoring.metrics import (
+    Metrics,
+    forget_exited_processes,
+    metric_files,
+    scrape_registry,
+)
 from mlobs.storage.tables import predictions
 
 pytestmark = pytest.mark.slow
@@ -62,7 +68,7 @@ def _value(samples: Samples, name: str, **labels: str) -> float | None:
 def _per_process(metrics_dir: Path) -> dict[int, Samples]:
     """Each process's own values, read from its files in the multiprocess directory."""
     files: dict[int, list[str]] = defaultdict(list)
-    for f in glob.glob(str(metrics_dir / "*.db")):
+    for f in metric_files(str(metrics_dir)):
         files[int(Path(f).stem.rsplit("_", 1)[1])].append(f)
     out: dict[int, Samples] = {}
     for pid, paths in files.items():
@@ -262,6 +268,28 @@ def test_live_gauge_files_of_exited_processes_are_dropped(tmp_path: Path) -> Non
         [f"counter_{dead.pid}.db", f"gauge_livesum_{os.getpid()}.db",
          f"gauge_mostrecent_{dead.pid}.db"]
     )  # fmt: skip
+
+
+def test_a_scrape_leaves_out_a_file_created_but_not_yet_sized(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """prometheus-client creates a value file before sizing it; a scrape in between must still
+    report every other process (prometheus/client_python#1199)."""
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    values = MmapedDict(str(tmp_path / "counter_4242.db"))
+    values.write_value(
+        mmap_key("mlobs_predictions", "mlobs_predictions_total", ["model_name", "status"],
+                 ["churn", "success"], "Predictions served, by outcome."),
+        7.0, 0.0,
+    )  # fmt: skip
+    values.close()
+    (tmp_path / "counter_4343.db").write_bytes(b"")  # a worker in MmapedDict.__init__
+    with pytest.raises(struct.error):  # what the stock collector does with it
+        list(MultiProcessCollector(CollectorRegistry(), path=str(tmp_path)).collect())
+    text = generate_latest(scrape_registry(CollectorRegistry())).decode()
+    samples = _samples(text)
+    assert _value(samples, "mlobs_predictions_total", model_name="churn", status="success") == 7.0
+    assert metric_files(str(tmp_path)) == [str(tmp_path / "counter_4242.db")]
 
 
 def test_every_gauge_states_how_processes_combine() -> None:
