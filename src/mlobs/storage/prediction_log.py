@@ -152,8 +152,13 @@ class PredictionLog:
             self._depth.set(len(self._buffer))
             if self.spill is not None and self._retry.due() and self.spill.pending_files():
                 self.replay()
-            while self._buffer:
+            # What was queued when the writer woke; what comes in during these writes waits for
+            # the next wake (draining to empty under a steady stream would mean an insert, and a
+            # wake-up of the insert process, per handful of records instead of one per interval).
+            due = len(self._buffer)
+            while self._buffer and (due > 0 or stopping):
                 batch = self._take(self.batch_size)
+                due -= len(batch)
                 if not self._write(batch):
                     # Shutting down against a dead database: put the batch back to be counted.
                     self._buffer.extendleft(reversed(batch))

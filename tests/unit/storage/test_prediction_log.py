@@ -155,3 +155,28 @@ def test_a_row_the_database_refuses_is_isolated_and_counted_not_blocking(db_url:
     )
     assert (dropped or 0) == (0 if engine.dialect.name == "sqlite" else 1)
     engine.dispose()
+
+
+def test_a_steady_stream_is_written_once_per_interval(db_url: str) -> None:
+    """Each wake writes what was queued when it woke: records arriving during the insert wait
+    for the next wake instead of being chased with an insert per handful of them."""
+    engine = make_engine(db_url)
+    migrate(engine)
+    repo, registry = PredictionRepository(engine), CollectorRegistry()
+    interval, seconds = 0.1, 1.0
+    plog = PredictionLog(repo, Metrics(registry), batch_size=500, flush_interval=interval)
+    plog.start()
+    submitted = 0
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:  # ~2,000 records a second, a few at a time
+        for _ in range(4):
+            assert plog.submit(make_record())
+            submitted += 1
+        time.sleep(0.002)
+    assert plog.stop() == 0
+    assert repo.count() == submitted
+    inserts = registry.get_sample_value("mlobs_prediction_log_write_seconds_count")
+    # ~200 records an interval, under the batch size: one insert per wake (at most
+    # seconds / interval of them while producing) and one at the stop.
+    assert inserts is not None and inserts <= seconds / interval + 2, (inserts, submitted)
+    engine.dispose()
