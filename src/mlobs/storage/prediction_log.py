@@ -152,11 +152,13 @@ class PredictionLog:
             self._depth.set(len(self._buffer))
             if self.spill is not None and self._retry.due() and self.spill.pending_files():
                 self.replay()
-            # What was queued when the writer woke; what comes in during these writes waits for
-            # the next wake (draining to empty under a steady stream would mean an insert, and a
-            # wake-up of the insert process, per handful of records instead of one per interval).
+            # What was queued when the writer woke, and then full batches while there are any;
+            # a remainder that came in during these writes waits for the next wake (draining to
+            # empty under a steady stream would mean an insert, and a wake-up of the insert
+            # process, per handful of records instead of one per interval; leaving full batches
+            # behind would let the queue grow near the write capacity).
             due = len(self._buffer)
-            while self._buffer and (due > 0 or stopping):
+            while self._buffer and (due > 0 or stopping or len(self._buffer) >= self.batch_size):
                 batch = self._take(self.batch_size)
                 due -= len(batch)
                 if not self._write(batch):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from datetime import datetime, timezone
@@ -179,4 +180,66 @@ def test_a_steady_stream_is_written_once_per_interval(db_url: str) -> None:
     # ~200 records an interval, under the batch size: one insert per wake (at most
     # seconds / interval of them while producing) and one at the stop.
     assert inserts is not None and inserts <= seconds / interval + 2, (inserts, submitted)
+    engine.dispose()
+
+
+class _Arrivals:
+    """A real repository whose inserts are followed by more records arriving (as they would
+    while a slow insert runs), and which notes how many are queued after each insert."""
+
+    def __init__(self, repo: PredictionRepository, per_insert: int, inserts: int) -> None:
+        self.repo, self.per_insert, self.left = repo, per_insert, inserts
+        self.plog: PredictionLog | None = None
+        self.events: list[tuple[str, int]] = []
+        self.submitted = 0
+
+    def insert_many(self, records: list[PredictionRecord]) -> None:
+        self.repo.insert_many(records)
+        assert self.plog is not None
+        if self.left > 0:
+            self.left -= 1
+            for _ in range(self.per_insert):
+                assert self.plog.submit(make_record())
+                self.submitted += 1
+        self.events.append(("insert", self.plog.depth))
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.repo, name)
+
+
+class _MarkedWakes(threading.Event):
+    """The writer's stop event, noting each time the writer goes back to sleep."""
+
+    def __init__(self, events: list[tuple[str, int]]) -> None:
+        super().__init__()
+        self.events = events
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.events.append(("sleep", 0))
+        return super().wait(timeout)
+
+
+def test_full_batches_are_not_left_waiting_for_the_next_wake(db_url: str) -> None:
+    """Near the write capacity more than a batch comes in during each insert: the writer keeps
+    writing while a full batch waits, and sleeps only on a remainder smaller than a batch."""
+    engine = make_engine(db_url)
+    migrate(engine)
+    batch = 50
+    store = _Arrivals(PredictionRepository(engine), per_insert=batch + 10, inserts=20)
+    plog = PredictionLog(store, Metrics(CollectorRegistry()), batch_size=batch,  # type: ignore[arg-type]
+                         flush_interval=0.05)  # fmt: skip
+    store.plog = plog
+    plog._stopping = _MarkedWakes(store.events)
+    for _ in range(3 * batch):
+        assert plog.submit(make_record())
+    plog.start()
+    deadline = time.monotonic() + 30
+    while (store.left or plog.depth) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert plog.stop() == 0
+    assert store.repo.count() == 3 * batch + store.submitted == 3 * batch + 20 * (batch + 10)
+    # The queue after the last insert before each sleep: under a batch, every time.
+    before_sleep = [store.events[i - 1][1] for i, e in enumerate(store.events)
+                    if e[0] == "sleep" and i and store.events[i - 1][0] == "insert"]  # fmt: skip
+    assert before_sleep and max(before_sleep) < batch, before_sleep
     engine.dispose()
