@@ -58,6 +58,11 @@ class SilenceStore(Protocol):
         """Silences whose end lies in (start, end]: the ones that just ended."""
         ...
 
+    def claim_sweep(self, now: datetime) -> datetime | None:
+        """Claim the stretch since the last sweep of any process, up to ``now``: its start, or
+        None when there is nothing to sweep (first sweep ever; swept already)."""
+        ...
+
 
 class Silencer:
     """Answers "is this alert silenced now?" from a cache of the stored silences (refreshed at
@@ -75,7 +80,6 @@ class Silencer:
         self._cache: list[Silence] = []
         self._loaded_at: datetime | None = None
         self._lock = threading.Lock()
-        self._last_sweep: datetime | None = None
 
     def refresh(self) -> None:
         silences = self.store.list_all()
@@ -101,9 +105,13 @@ class Silencer:
 
     def sweep(self, open_alerts: Iterable[Alert], notify: Callable[[Alert], object]) -> int:
         """Notify open alerts covered by silences that ended since the last sweep (and not
-        covered by another silence still in force). Returns how many were notified."""
+        covered by another silence still in force). Returns how many were notified.
+
+        The last sweep is any process's (the mark is in the database): with several workers
+        each ended silence is notified by one of them, and silences that ended while no
+        process was running are notified at the first sweep after a start."""
         now = self.clock()
-        since, self._last_sweep = self._last_sweep, now
+        since = self.store.claim_sweep(now)
         if since is None:
             return 0
         ended = self.store.in_force_between(since, now)

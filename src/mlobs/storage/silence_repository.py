@@ -6,11 +6,14 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from mlobs.errors import Conflict, NotFound
 from mlobs.monitoring.silences import Silence
 from mlobs.storage.db import utc
-from mlobs.storage.tables import silences
+from mlobs.storage.tables import silences, watermarks
+
+SWEEP = "silence_sweep"
 
 
 def _silence(row: Any) -> Silence:
@@ -62,3 +65,31 @@ class SilenceRepository:
                 select(silences).where(silences.c.ends_at > start, silences.c.ends_at <= end)
             ).all()
         return [_silence(r) for r in rows]
+
+    def claim_sweep(self, now: datetime) -> datetime | None:
+        """Claim the sweep of the silences that ended in (the last sweep's time, ``now``]: the
+        start of that stretch, or None when there is none to claim (the first sweep ever only
+        sets the mark; another process has swept up to ``now`` already).
+
+        A compare-and-set on the shared mark: of several processes sweeping at once, exactly one
+        gets each stretch; a sweep that fails after claiming loses its stretch's notifications
+        (logged by the caller), one that fails before leaves it to the next.
+        """
+        key = watermarks.c.name == SWEEP
+        with self.engine.connect() as conn:
+            row = conn.execute(select(watermarks.c.at).where(key)).first()
+        if row is None:
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(insert(watermarks).values(name=SWEEP, at=now))
+            except IntegrityError:  # another process set the mark first
+                pass
+            return None
+        since = utc(row.at)
+        if since >= now:
+            return None
+        with self.engine.begin() as conn:
+            claimed = conn.execute(
+                update(watermarks).where(key, watermarks.c.at == row.at).values(at=now)
+            ).rowcount
+        return since if claimed == 1 else None

@@ -150,6 +150,16 @@ silences = Table(
     Index("ix_silences_ends", "ends_at"),
 )
 
+# How far a periodic job shared by the serving processes has got, one row per job, advanced by
+# compare-and-set so that exactly one process does each stretch. ``silence_sweep``: the open
+# alerts covered by silences that ended up to ``at`` have been notified.
+watermarks = Table(
+    "watermarks",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+
 # Ground truth. A label carries a copy of the prediction it answers (version, output, time): it
 # may arrive while that prediction still waits in the log queue, and the performance windows then
 # read one table. ``processed`` marks labels the model's label tracker has consumed (concept-drift

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -62,3 +63,61 @@ def test_sweep_notifies_covered_open_alerts_when_a_silence_ends(tmp_path: Path) 
     assert notified == ["a"]
     assert silencer.sweep(alerts, lambda a: notified.append(a.id)) == 0  # once only
     engine.dispose()
+
+
+def test_each_ended_silence_is_notified_by_one_process_and_after_a_restart(db_url: str) -> None:
+    """Two serving processes (their own silencer and engine, one database) sweep in turn: the
+    alerts of an ended silence are notified once, by whichever claims the stretch; a process
+    started after the silence ended (the others stopped) still notifies it."""
+    engines = [make_engine(db_url) for _ in range(3)]
+    migrate(engines[0])
+    clock = Clock()
+    first, second, later = (Silencer(SilenceRepository(e), clock, refresh_seconds=0)
+                            for e in engines)  # fmt: skip
+    store = SilenceRepository(engines[0])
+    store.create(_silence("s1", "fraud", None, T0, T0 + timedelta(minutes=10)))
+    store.create(_silence("s2", "price", None, T0, T0 + timedelta(minutes=30)))
+    alerts = [_alert("a", "fraud", "drift_detected"), _alert("c", "price", "drift_detected")]
+    notified: list[tuple[str, str]] = []
+
+    def sweep(who: str, silencer: Silencer) -> int:
+        return silencer.sweep(alerts, lambda a: notified.append((who, a.id)))
+
+    assert sweep("first", first) == 0 and sweep("second", second) == 0  # the mark is set
+    clock.now = T0 + timedelta(minutes=11)  # s1 ended
+    assert sweep("first", first) + sweep("second", second) == 1
+    assert [a for _, a in notified] == ["a"]
+    clock.now = T0 + timedelta(minutes=12)
+    assert sweep("second", second) == 0 and sweep("first", first) == 0
+    # Both stop; s2 ends while none runs; a new process's first sweep notifies it.
+    clock.now = T0 + timedelta(minutes=45)
+    assert sweep("later", later) == 1
+    assert notified[1:] == [("later", "c")]
+    for e in engines:
+        e.dispose()
+
+
+def test_concurrent_claims_of_one_stretch_have_one_winner(db_url: str) -> None:
+    engines = [make_engine(db_url) for _ in range(4)]
+    migrate(engines[0])
+    repos = [SilenceRepository(e) for e in engines]
+    assert repos[0].claim_sweep(T0) is None  # the first sweep ever only sets the mark
+
+    def claim(repo: SilenceRepository, now: datetime, barrier: threading.Barrier,
+              won: list[datetime]) -> None:  # fmt: skip
+        barrier.wait()
+        since = repo.claim_sweep(now)
+        if since is not None:
+            won.append(since)
+
+    for round_ in range(1, 6):
+        now = T0 + timedelta(seconds=round_)
+        barrier, won = threading.Barrier(len(repos)), []
+        threads = [threading.Thread(target=claim, args=(r, now, barrier, won)) for r in repos]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert won == [now - timedelta(seconds=1)], (round_, won)
+    for e in engines:
+        e.dispose()
