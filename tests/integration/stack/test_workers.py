@@ -92,6 +92,17 @@ def _served(samples: Samples) -> float:
     return sum(v for (n, _), v in samples.items() if n == "mlobs_predictions_total")
 
 
+def _write_predictions_counter(path: Path, model: str, value: float) -> None:
+    """A process's value file holding mlobs_predictions_total{model_name=model,status=success}."""
+    values = MmapedDict(str(path))
+    values.write_value(
+        mmap_key("mlobs_predictions", "mlobs_predictions_total", ["model_name", "status"],
+                 [model, "success"], "Predictions served, by outcome."),
+        value, 0.0,
+    )  # fmt: skip
+    values.close()
+
+
 @pytest.fixture
 def server(tmp_path: Path, model_dir: Path) -> Iterator[Server]:
     """`mlobs serve --workers 2` on a free port, a SQLite log and its own metrics directory."""
@@ -99,13 +110,7 @@ def server(tmp_path: Path, model_dir: Path) -> Iterator[Server]:
     metrics_dir = tmp_path / "prom"
     metrics_dir.mkdir()
     # A counter left by an earlier run: the server must remove it, or it would be added in.
-    stale = MmapedDict(str(metrics_dir / "counter_999999.db"))
-    stale.write_value(
-        mmap_key("mlobs_predictions", "mlobs_predictions_total", ["model_name", "status"],
-                 ["fraud", "success"], "Predictions served, by outcome."),
-        1000.0, 0.0,
-    )  # fmt: skip
-    stale.close()
+    _write_predictions_counter(metrics_dir / "counter_999999.db", "fraud", 1000.0)
     database_url = f"sqlite:///{tmp_path / 'mlobs.db'}"
     env = {
         **os.environ,
@@ -275,13 +280,7 @@ def test_a_scrape_leaves_out_a_file_created_but_not_yet_sized(
     """prometheus-client creates a value file before sizing it; a scrape in between must still
     report every other process (prometheus/client_python#1199)."""
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
-    values = MmapedDict(str(tmp_path / "counter_4242.db"))
-    values.write_value(
-        mmap_key("mlobs_predictions", "mlobs_predictions_total", ["model_name", "status"],
-                 ["churn", "success"], "Predictions served, by outcome."),
-        7.0, 0.0,
-    )  # fmt: skip
-    values.close()
+    _write_predictions_counter(tmp_path / "counter_4242.db", "churn", 7.0)
     (tmp_path / "counter_4343.db").write_bytes(b"")  # a worker in MmapedDict.__init__
     text = generate_latest(scrape_registry(CollectorRegistry())).decode()
     samples = _samples(text)
