@@ -54,13 +54,12 @@ class SilenceStore(Protocol):
 
     def expire(self, silence_id: str, at: datetime) -> Silence: ...
 
-    def in_force_between(self, start: datetime, end: datetime) -> list[Silence]:
-        """Silences whose end lies in (start, end]: the ones that just ended."""
+    def ended_unnotified(self, now: datetime) -> list[Silence]:
+        """Silences that have ended by ``now`` whose end no process has claimed yet."""
         ...
 
-    def claim_sweep(self, now: datetime) -> datetime | None:
-        """Claim the stretch since the last sweep of any process, up to ``now``: its start, or
-        None when there is nothing to sweep (first sweep ever; swept already)."""
+    def claim_end(self, silence_id: str, now: datetime) -> bool:
+        """Claim notifying the end of a silence: True for exactly one caller."""
         ...
 
 
@@ -104,26 +103,33 @@ class Silencer:
         return any(s.silences(alert, now) for s in self._current())
 
     def sweep(self, open_alerts: Iterable[Alert], notify: Callable[[Alert], object]) -> int:
-        """Notify open alerts covered by silences that ended since the last sweep (and not
-        covered by another silence still in force). Returns how many were notified.
+        """Notify the open alerts covered by silences that have ended (and not covered by another
+        silence still in force). Returns how many were notified.
 
-        The last sweep is any process's (the mark is in the database): with several workers
-        each ended silence is notified by one of them, and silences that ended while no
-        process was running are notified at the first sweep after a start."""
+        Each ended silence is claimed in the database, so with several workers its alerts are
+        notified by one of them, and a silence that ended while no process ran (or was ended
+        early by an operator at any moment) is notified at the next sweep. The open alerts are
+        read before claiming: a failure there leaves the silences to the next sweep.
+        """
         now = self.clock()
-        since = self.store.claim_sweep(now)
-        if since is None:
-            return 0
-        ended = self.store.in_force_between(since, now)
+        ended = self.store.ended_unnotified(now)
         if not ended:
             return 0
         self.refresh()
-        count = 0
-        for alert in open_alerts:
-            if any(s.covers(alert) for s in ended) and not self.is_silenced(alert):
-                notify(alert)
-                count += 1
-        return count
+        alerts = list(open_alerts)
+        notified: set[str] = set()
+        for silence in ended:
+            if not self.store.claim_end(silence.id, now):
+                continue  # another process has it
+            for alert in alerts:
+                if (
+                    alert.id not in notified
+                    and silence.covers(alert)
+                    and not self.is_silenced(alert)
+                ):
+                    notify(alert)
+                    notified.add(alert.id)
+        return len(notified)
 
 
 def validate(model_name: str | None, alert_type: str | None, starts: datetime, ends: datetime,

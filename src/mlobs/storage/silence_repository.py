@@ -6,14 +6,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, insert, select, update
-from sqlalchemy.exc import IntegrityError
 
 from mlobs.errors import Conflict, NotFound
 from mlobs.monitoring.silences import Silence
 from mlobs.storage.db import utc
-from mlobs.storage.tables import silences, watermarks
-
-SWEEP = "silence_sweep"
+from mlobs.storage.tables import silences
 
 
 def _silence(row: Any) -> Silence:
@@ -31,7 +28,9 @@ class SilenceRepository:
 
     def create(self, silence: Silence) -> Silence:
         with self.engine.begin() as conn:
-            conn.execute(insert(silences).values(**silence.__dict__))
+            # One that has ended already silenced nothing: there is nothing to notify.
+            done = silence.created_at if silence.ends_at <= silence.created_at else None
+            conn.execute(insert(silences).values(**silence.__dict__, end_notified_at=done))
         return self.get(silence.id)
 
     def get(self, silence_id: str) -> Silence:
@@ -52,44 +51,30 @@ class SilenceRepository:
         if current.state(at) == "expired":
             raise Conflict(f"silence {silence_id} has expired already", current="expired")
         with self.engine.begin() as conn:
-            # A pending silence ends before it starts: it never silences anything.
+            # A pending silence ends before it starts: it never silenced anything, so its end
+            # has nothing to notify.
+            pending = current.state(at) == "pending"
             conn.execute(
                 update(silences).where(silences.c.id == silence_id)
-                .values(ends_at=at, starts_at=min(current.starts_at, at))
+                .values(ends_at=at, starts_at=min(current.starts_at, at),
+                        end_notified_at=at if pending else None)
             )  # fmt: skip
         return self.get(silence_id)
 
-    def in_force_between(self, start: datetime, end: datetime) -> list[Silence]:
+    def ended_unnotified(self, now: datetime) -> list[Silence]:
         with self.engine.connect() as conn:
             rows = conn.execute(
-                select(silences).where(silences.c.ends_at > start, silences.c.ends_at <= end)
+                select(silences).where(
+                    silences.c.ends_at <= now, silences.c.end_notified_at.is_(None)
+                )
             ).all()
         return [_silence(r) for r in rows]
 
-    def claim_sweep(self, now: datetime) -> datetime | None:
-        """Claim the sweep of the silences that ended in (the last sweep's time, ``now``]: the
-        start of that stretch, or None when there is none to claim (the first sweep ever only
-        sets the mark; another process has swept up to ``now`` already).
-
-        A compare-and-set on the shared mark: of several processes sweeping at once, exactly one
-        gets each stretch; a sweep that fails after claiming loses its stretch's notifications
-        (logged by the caller), one that fails before leaves it to the next.
-        """
-        key = watermarks.c.name == SWEEP
-        with self.engine.connect() as conn:
-            row = conn.execute(select(watermarks.c.at).where(key)).first()
-        if row is None:
-            try:
-                with self.engine.begin() as conn:
-                    conn.execute(insert(watermarks).values(name=SWEEP, at=now))
-            except IntegrityError:  # another process set the mark first
-                pass
-            return None
-        since = utc(row.at)
-        if since >= now:
-            return None
+    def claim_end(self, silence_id: str, now: datetime) -> bool:
         with self.engine.begin() as conn:
             claimed = conn.execute(
-                update(watermarks).where(key, watermarks.c.at == row.at).values(at=now)
+                update(silences)
+                .where(silences.c.id == silence_id, silences.c.end_notified_at.is_(None))
+                .values(end_notified_at=now)
             ).rowcount
-        return since if claimed == 1 else None
+        return bool(claimed == 1)

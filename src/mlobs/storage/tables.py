@@ -147,17 +147,10 @@ silences = Table(
     Column("created_by", String(200), nullable=False),
     Column("comment", String(2000), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # When the open alerts it covered were notified after it ended (set by the one process that
+    # claimed that; null until then, also for a silence ended early by an operator).
+    Column("end_notified_at", DateTime(timezone=True), nullable=True),
     Index("ix_silences_ends", "ends_at"),
-)
-
-# How far a periodic job shared by the serving processes has got, one row per job, advanced by
-# compare-and-set so that exactly one process does each stretch. ``silence_sweep``: the open
-# alerts covered by silences that ended up to ``at`` have been notified.
-watermarks = Table(
-    "watermarks",
-    metadata,
-    Column("name", String(64), primary_key=True),
-    Column("at", DateTime(timezone=True), nullable=False),
 )
 
 # Ground truth. A label carries a copy of the prediction it answers (version, output, time): it

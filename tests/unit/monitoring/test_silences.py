@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+
+import pytest
 
 from mlobs.monitoring.alerts import Alert
 from mlobs.monitoring.silences import Silence, Silencer, validate
@@ -83,7 +86,7 @@ def test_each_ended_silence_is_notified_by_one_process_and_after_a_restart(db_ur
     def sweep(who: str, silencer: Silencer) -> int:
         return silencer.sweep(alerts, lambda a: notified.append((who, a.id)))
 
-    assert sweep("first", first) == 0 and sweep("second", second) == 0  # the mark is set
+    assert sweep("first", first) == 0 and sweep("second", second) == 0  # none has ended
     clock.now = T0 + timedelta(minutes=11)  # s1 ended
     assert sweep("first", first) + sweep("second", second) == 1
     assert [a for _, a in notified] == ["a"]
@@ -97,27 +100,87 @@ def test_each_ended_silence_is_notified_by_one_process_and_after_a_restart(db_ur
         e.dispose()
 
 
-def test_concurrent_claims_of_one_stretch_have_one_winner(db_url: str) -> None:
+def test_concurrent_claims_of_an_ended_silence_have_one_winner(db_url: str) -> None:
     engines = [make_engine(db_url) for _ in range(4)]
     migrate(engines[0])
     repos = [SilenceRepository(e) for e in engines]
-    assert repos[0].claim_sweep(T0) is None  # the first sweep ever only sets the mark
+    for n in range(5):
+        repos[0].create(_silence(f"s{n}", "fraud", None, T0, T0 + timedelta(minutes=n + 1)))
 
-    def claim(repo: SilenceRepository, now: datetime, barrier: threading.Barrier,
-              won: list[datetime]) -> None:  # fmt: skip
+    def claim(repo: SilenceRepository, sid: str, barrier: threading.Barrier,
+              won: list[SilenceRepository]) -> None:  # fmt: skip
         barrier.wait()
-        since = repo.claim_sweep(now)
-        if since is not None:
-            won.append(since)
+        if repo.claim_end(sid, T0 + timedelta(hours=1)):
+            won.append(repo)
 
-    for round_ in range(1, 6):
-        now = T0 + timedelta(seconds=round_)
+    assert [s.id for s in repos[1].ended_unnotified(T0 + timedelta(minutes=3))] == [
+        "s0",
+        "s1",
+        "s2",
+    ]
+    for n in range(5):
         barrier, won = threading.Barrier(len(repos)), []
-        threads = [threading.Thread(target=claim, args=(r, now, barrier, won)) for r in repos]
+        threads = [threading.Thread(target=claim, args=(r, f"s{n}", barrier, won)) for r in repos]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
-        assert won == [now - timedelta(seconds=1)], (round_, won)
+        assert len(won) == 1, (n, won)
+    assert repos[2].ended_unnotified(T0 + timedelta(hours=1)) == []
     for e in engines:
         e.dispose()
+
+
+def test_a_silence_ended_early_is_notified_even_if_a_sweep_ran_meanwhile(db_url: str) -> None:
+    """An operator's expire takes its time, then writes it: a sweep by another process in
+    between (which sees the silence still in force) must not make the end go unnotified."""
+    engine = make_engine(db_url)
+    migrate(engine)
+    store, clock = SilenceRepository(engine), Clock()
+    silencer = Silencer(store, clock, refresh_seconds=0)
+    store.create(_silence("s1", "fraud", None, T0, T0 + timedelta(hours=1)))
+    alerts = [_alert("a", "fraud", "drift_detected")]
+    notified: list[str] = []
+    ended_at = T0 + timedelta(seconds=10)  # the expire request's clock
+    clock.now = ended_at + timedelta(seconds=0.2)
+    assert silencer.sweep(alerts, lambda a: notified.append(a.id)) == 0
+    store.expire("s1", ended_at)  # its write lands after that sweep
+    clock.now = ended_at + timedelta(seconds=15)
+    assert silencer.sweep(alerts, lambda a: notified.append(a.id)) == 1
+    assert notified == ["a"]
+    engine.dispose()
+
+
+def test_a_failed_read_of_the_open_alerts_leaves_the_end_to_the_next_sweep(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path}/s.db")
+    migrate(engine)
+    store, clock = SilenceRepository(engine), Clock()
+    silencer = Silencer(store, clock, refresh_seconds=0)
+    store.create(_silence("s1", "fraud", None, T0, T0 + timedelta(minutes=1)))
+    clock.now = T0 + timedelta(minutes=2)
+
+    def unreadable() -> Iterator[Alert]:
+        raise OSError("database away")
+        yield  # a generator, read lazily as the runtime's is
+
+    with pytest.raises(OSError):
+        silencer.sweep(unreadable(), lambda a: None)
+    notified: list[str] = []
+    assert silencer.sweep([_alert("a", "fraud", "x")], lambda a: notified.append(a.id)) == 1
+    assert notified == ["a"]
+    engine.dispose()
+
+
+def test_a_silence_created_already_ended_notifies_nothing(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path}/s.db")
+    migrate(engine)
+    store, clock = SilenceRepository(engine), Clock()
+    silencer = Silencer(store, clock, refresh_seconds=0)
+    clock.now = T0 + timedelta(hours=2)
+    past = Silence("old", "fraud", None, T0, T0 + timedelta(hours=1), "ann", "c", clock.now)
+    store.create(past)
+    assert silencer.sweep([_alert("a", "fraud", "x")], lambda a: None) == 0
+    store.create(_silence("later", "fraud", None, T0 + timedelta(hours=3), T0 + timedelta(hours=4)))
+    store.expire("later", clock.now)  # pending, so it never silenced anything either
+    assert silencer.sweep([_alert("a", "fraud", "x")], lambda a: None) == 0
+    engine.dispose()
