@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 
@@ -23,6 +22,20 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
+
+
+Parts = tuple[SilenceRepository, "Clock", Silencer]
+
+
+@pytest.fixture
+def one(db_url: str) -> Iterator[Parts]:
+    """One serving process's silences on a fresh database: repository, clock, silencer."""
+    engine = make_engine(db_url)
+    migrate(engine)
+    clock = Clock()
+    store = SilenceRepository(engine)
+    yield store, clock, Silencer(store, clock, refresh_seconds=0)
+    engine.dispose()
 
 
 def _alert(aid: str, model: str, kind: str) -> Alert:
@@ -49,11 +62,8 @@ def test_states_and_matchers() -> None:
     assert validate("fraud", None, T0, T0, ["fraud"]) == [("ends_at", "must be after starts_at")]
 
 
-def test_sweep_notifies_covered_open_alerts_when_a_silence_ends(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path}/s.db")
-    migrate(engine)
-    store, clock = SilenceRepository(engine), Clock()
-    silencer = Silencer(store, clock, refresh_seconds=0)
+def test_sweep_notifies_covered_open_alerts_when_a_silence_ends(one: Parts) -> None:
+    store, clock, silencer = one
     store.create(_silence("s1", "fraud", None, T0, T0 + timedelta(minutes=10)))
     store.create(_silence("s2", None, "high_latency", T0, T0 + timedelta(hours=2)))
     alerts = [_alert("a", "fraud", "drift_detected"), _alert("b", "fraud", "high_latency"),
@@ -65,7 +75,6 @@ def test_sweep_notifies_covered_open_alerts_when_a_silence_ends(tmp_path: Path) 
     assert silencer.sweep(alerts, lambda a: notified.append(a.id)) == 1
     assert notified == ["a"]
     assert silencer.sweep(alerts, lambda a: notified.append(a.id)) == 0  # once only
-    engine.dispose()
 
 
 def test_each_ended_silence_is_notified_by_one_process_and_after_a_restart(db_url: str) -> None:
@@ -131,13 +140,10 @@ def test_concurrent_claims_of_an_ended_silence_have_one_winner(db_url: str) -> N
         e.dispose()
 
 
-def test_a_silence_ended_early_is_notified_even_if_a_sweep_ran_meanwhile(db_url: str) -> None:
+def test_a_silence_ended_early_is_notified_even_if_a_sweep_ran_meanwhile(one: Parts) -> None:
     """An operator's expire takes its time, then writes it: a sweep by another process in
     between (which sees the silence still in force) must not make the end go unnotified."""
-    engine = make_engine(db_url)
-    migrate(engine)
-    store, clock = SilenceRepository(engine), Clock()
-    silencer = Silencer(store, clock, refresh_seconds=0)
+    store, clock, silencer = one
     store.create(_silence("s1", "fraud", None, T0, T0 + timedelta(hours=1)))
     alerts = [_alert("a", "fraud", "drift_detected")]
     notified: list[str] = []
@@ -148,14 +154,10 @@ def test_a_silence_ended_early_is_notified_even_if_a_sweep_ran_meanwhile(db_url:
     clock.now = ended_at + timedelta(seconds=15)
     assert silencer.sweep(alerts, lambda a: notified.append(a.id)) == 1
     assert notified == ["a"]
-    engine.dispose()
 
 
-def test_a_failed_read_of_the_open_alerts_leaves_the_end_to_the_next_sweep(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path}/s.db")
-    migrate(engine)
-    store, clock = SilenceRepository(engine), Clock()
-    silencer = Silencer(store, clock, refresh_seconds=0)
+def test_a_failed_read_of_the_open_alerts_leaves_the_end_to_the_next_sweep(one: Parts) -> None:
+    store, clock, silencer = one
     store.create(_silence("s1", "fraud", None, T0, T0 + timedelta(minutes=1)))
     clock.now = T0 + timedelta(minutes=2)
 
@@ -168,14 +170,10 @@ def test_a_failed_read_of_the_open_alerts_leaves_the_end_to_the_next_sweep(tmp_p
     notified: list[str] = []
     assert silencer.sweep([_alert("a", "fraud", "x")], lambda a: notified.append(a.id)) == 1
     assert notified == ["a"]
-    engine.dispose()
 
 
-def test_a_silence_created_already_ended_notifies_nothing(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path}/s.db")
-    migrate(engine)
-    store, clock = SilenceRepository(engine), Clock()
-    silencer = Silencer(store, clock, refresh_seconds=0)
+def test_a_silence_created_already_ended_notifies_nothing(one: Parts) -> None:
+    store, clock, silencer = one
     clock.now = T0 + timedelta(hours=2)
     past = Silence("old", "fraud", None, T0, T0 + timedelta(hours=1), "ann", "c", clock.now)
     store.create(past)
@@ -183,4 +181,3 @@ def test_a_silence_created_already_ended_notifies_nothing(tmp_path: Path) -> Non
     store.create(_silence("later", "fraud", None, T0 + timedelta(hours=3), T0 + timedelta(hours=4)))
     store.expire("later", clock.now)  # pending, so it never silenced anything either
     assert silencer.sweep([_alert("a", "fraud", "x")], lambda a: None) == 0
-    engine.dispose()
