@@ -24,7 +24,7 @@ class Clock:
         return self.now
 
 
-Parts = tuple[SilenceRepository, "Clock", Silencer]
+Parts = tuple[SilenceRepository, Clock, Silencer]
 
 
 @pytest.fixture
