@@ -8,9 +8,9 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 import pytest
@@ -19,6 +19,48 @@ from fastapi.testclient import TestClient
 from mlobs.data import DATASETS, generate
 
 REQUIRE_SERVICES = os.environ.get("MLOBS_REQUIRE_SERVICES") == "1"
+# How long a test waits for something it expects to happen: a bound for hangs, not a speed check.
+# A slow, shared machine must never fail a test for being slow; only what never happens fails.
+WAIT_SECONDS = float(os.environ.get("MLOBS_TEST_WAIT_SECONDS", "300"))
+
+T = TypeVar("T")
+
+
+def eventually(
+    check: Callable[[], T | None],
+    *,
+    timeout: float | None = None,
+    interval: float = 0.05,
+    message: str | Callable[[], str] = "",
+    ignore: tuple[type[BaseException], ...] = (),
+) -> T:
+    """``check()``'s first truthy result, calling it every ``interval`` seconds until there is
+    one. Once ``timeout`` seconds (``WAIT_SECONDS`` unless given) have passed without one, raises
+    AssertionError with ``message`` (a callable is called then, e.g. for a log's tail at that
+    moment) and the last value, or the last exception of a type in ``ignore``. Any other
+    exception raised by ``check`` propagates at once.
+
+    This is the one way a test waits for an event: the bound is there to end a hang, so keep it
+    generous; a test must never depend on how fast something happens."""
+    limit = WAIT_SECONDS if timeout is None else timeout
+    deadline = time.monotonic() + limit
+    while True:
+        last: object
+        try:
+            value = check()
+        except ignore as exc:
+            last = exc
+        else:
+            if value:
+                return value
+            last = value
+        if time.monotonic() >= deadline:
+            text = (message() if callable(message) else message) or "condition never met"
+            cause = last if isinstance(last, BaseException) else None
+            raise AssertionError(
+                f"{text} (waited {limit:g} s; last: {repr(last)[:2000]})"
+            ) from cause
+        time.sleep(interval)
 
 
 def skip_or_fail(reason: str) -> None:
@@ -28,13 +70,12 @@ def skip_or_fail(reason: str) -> None:
     pytest.skip(reason)
 
 
-def wait_ready(client: TestClient, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if client.get("/health/ready").status_code == 200:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"not ready after {timeout}s: {client.get('/health').json()}")
+def wait_ready(client: TestClient, timeout: float | None = None) -> None:
+    eventually(
+        lambda: client.get("/health/ready").status_code == 200,
+        timeout=timeout,
+        message=lambda: f"not ready: {client.get('/health').json()}",
+    )
 
 
 def sample_records(name: str, n: int, seed: int = 0) -> list[dict[str, Any]]:
@@ -64,12 +105,16 @@ def stop_process_group(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> 
             pass
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)  # stragglers, if the parent left any
-    proc.wait(10)
+    proc.wait(WAIT_SECONDS)
 
 
 @contextlib.contextmanager
 def serve_process(
-    workdir: Path, env: dict[str, str], *, args: tuple[str, ...] = (), timeout: float = 120.0
+    workdir: Path,
+    env: dict[str, str],
+    *,
+    args: tuple[str, ...] = (),
+    timeout: float | None = None,
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """`mlobs serve` as its own process on a free loopback port, with ``env`` over os.environ;
     yields (base URL, process) once /health/ready answers 200, and stops its process group.
@@ -85,19 +130,21 @@ def serve_process(
             stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        assert proc.poll() is None, log.read_text()[-3000:]
+        try:
+            return httpx.get(f"{url}/health/ready", timeout=5).status_code == 200
+        except httpx.TransportError:
+            return False
+
     try:
-        deadline = time.monotonic() + timeout  # imports are slow on a small machine
-        while True:
-            assert proc.poll() is None, log.read_text()[-3000:]
-            assert time.monotonic() < deadline, (
-                f"not ready in {timeout} s: {log.read_text()[-3000:]}"
-            )
-            try:
-                if httpx.get(f"{url}/health/ready", timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.3)
+        eventually(  # imports are slow on a small machine
+            ready,
+            timeout=timeout,
+            interval=0.3,
+            message=lambda: f"not ready: {log.read_text()[-3000:]}",
+        )
         yield url, proc
     finally:
         stop_process_group(proc)

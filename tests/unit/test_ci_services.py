@@ -16,7 +16,15 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "ci-services.sh"
 PACKAGE_COMMANDS = {"prometheus": "promtool", "prometheus-alertmanager": "prometheus-alertmanager",
                     "chromium": "chromium"}  # fmt: skip
-STUBBED = {"apt-get", "apt", "pg_isready", "pg_ctlcluster", "pkill", "killall", *PACKAGE_COMMANDS.values()}
+STUBBED = {
+    "apt-get",
+    "apt",
+    "pg_isready",
+    "pg_ctlcluster",
+    "pkill",
+    "killall",
+    *PACKAGE_COMMANDS.values(),
+}
 
 
 def _write(path: Path, text: str) -> None:
@@ -27,7 +35,9 @@ def _write(path: Path, text: str) -> None:
 class Machine:
     """A bin directory standing in for a machine; ``calls`` is what the stubs recorded."""
 
-    def __init__(self, tmp: Path, *, installed: bool, postgres_up: bool, apt_installs: bool = True) -> None:
+    def __init__(
+        self, tmp: Path, *, installed: bool, postgres_up: bool, apt_installs: bool = True
+    ) -> None:
         self.bin = tmp / "bin"
         self.bin.mkdir()
         self.calls = tmp / "calls"
@@ -54,7 +64,8 @@ class Machine:
             f'chmod +x "{self.bin / command}";;\n'
             for package, command in PACKAGE_COMMANDS.items()
         )
-        apt = f'#!/bin/sh\n{record}[ "$1" = install ] || exit 0\nfor p in "$@"; do case "$p" in\n{install}esac; done\n'
+        loop = f'for p in "$@"; do case "$p" in\n{install}esac; done\n'
+        apt = f'#!/bin/sh\n{record}[ "$1" = install ] || exit 0\n{loop}'
         _write(self.bin / "apt-get", apt if apt_installs else f"#!/bin/sh\n{record}exit 0\n")
         _write(self.bin / "pg_isready", f'#!/bin/sh\n{record}test -e "{self.pg_up}"\n')
         _write(self.bin / "pg_ctlcluster", f'#!/bin/sh\n{record}touch "{self.pg_up}"\n')
@@ -66,8 +77,14 @@ class Machine:
                "PG_CLUSTERS_DIR": str(self.clusters)}  # fmt: skip
         bash = shutil.which("bash")
         assert bash is not None
-        proc = subprocess.run([bash, str(SCRIPT)], env=env, capture_output=True, text=True, timeout=120)
-        return proc, [line for line in self.calls.read_text().splitlines() if not line.startswith("pg_isready")]
+        proc = subprocess.run(
+            [bash, str(SCRIPT)], env=env, capture_output=True, text=True, timeout=120
+        )
+        return proc, [
+            line
+            for line in self.calls.read_text().splitlines()
+            if not line.startswith("pg_isready")
+        ]
 
 
 def test_a_new_machine_gets_its_packages_installed_and_nothing_stopped(tmp_path: Path) -> None:

@@ -3,7 +3,6 @@ PostgreSQL."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -11,7 +10,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from helpers import sample_records
+from helpers import eventually, sample_records
 from mlobs.data import DATASETS, DriftSpec, generate
 
 
@@ -22,14 +21,13 @@ def _drifted(name: str, n: int, intensity: float) -> list[dict[str, Any]]:
 
 
 def _wait_alerts(client: TestClient, **params: str) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + 20
-    while True:
-        alerts: list[dict[str, Any]] = client.get("/monitoring/alerts", params=params).json()[
+    def alerts() -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = client.get("/monitoring/alerts", params=params).json()[
             "alerts"
         ]
-        if alerts or time.monotonic() > deadline:
-            return alerts
-        time.sleep(0.1)
+        return found
+
+    return eventually(alerts, interval=0.1, message=f"no alert for {params}")
 
 
 @pytest.mark.parametrize("drift_process", [False, True], ids=["thread", "process"])
@@ -53,11 +51,11 @@ def test_live_drift_raises_one_alert_that_escalates_and_is_handled(
     assert alert["status"] == "active" and alert["scope"] == "live"
     assert alert["value"] > 0.3 and "drifted:" in alert["message"]
     metric = client.app.state.runtime.registry.get_sample_value  # type: ignore[attr-defined]
-    # The metrics follow the stored alert on the monitor's thread: wait for them, bounded.
-    deadline = time.monotonic() + 10
-    while metric("mlobs_active_alerts", {"model_name": "fraud"}) != 1:
-        assert time.monotonic() < deadline, "mlobs_active_alerts never reached 1"
-        time.sleep(0.05)
+    # The metrics follow the stored alert on the monitor's thread: wait for them.
+    eventually(
+        lambda: metric("mlobs_active_alerts", {"model_name": "fraud"}) == 1,
+        message="mlobs_active_alerts never reached 1",
+    )
     assert metric("mlobs_alerts_total", {"model_name": "fraud", "alert_type": "drift_critical",
                                          "severity": "critical"}) == 1  # fmt: skip
 

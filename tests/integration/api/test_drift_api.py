@@ -3,7 +3,6 @@ the reference, and bad input."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -11,7 +10,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from helpers import sample_records
+from helpers import eventually, sample_records
 from mlobs.data import DATASETS, DriftSpec, generate
 
 
@@ -58,16 +57,20 @@ def test_live_windows_close_evaluate_and_show_in_status_history_and_metrics(
     records = _drifted("price", 650, 0.8, seed=4)
     r = client.post("/predict/batch", json={"model_name": "price", "records": records})
     assert r.status_code == 200
-    deadline = time.monotonic() + 20
-    while not client.get("/monitoring/drift/history/price").json()["results"]:
-        assert time.monotonic() < deadline, "no live window was evaluated"
-        time.sleep(0.1)
+    eventually(
+        lambda: client.get("/monitoring/drift/history/price").json()["results"],
+        interval=0.1,
+        message="no live window was evaluated",
+    )
     history = client.get("/monitoring/drift/history/price").json()["results"]
     assert len(history) == 1
-    # Metrics are set right after the result is stored, on the monitor's thread: wait, bounded.
-    while _metric(client, "mlobs_prediction_drift_score", {"model_name": "price"}) is None:
-        assert time.monotonic() < deadline, "drift metrics never set"
-        time.sleep(0.05)
+    # Metrics are set right after the result is stored, on the monitor's thread: wait for them.
+    eventually(
+        lambda: (
+            _metric(client, "mlobs_prediction_drift_score", {"model_name": "price"}) is not None
+        ),
+        message="drift metrics never set",
+    )
     result = history[0]
     assert result["dataset_name"] == "live" and result["n_rows"] >= 600
     assert result["dataset_drift"] and result["report"]["drift_share"] >= 0.3
@@ -157,7 +160,11 @@ def test_live_monitoring_goes_on_after_the_reference_is_replaced(
         client.post("/predict/batch", json={"model_name": "churn", "records": before}).status_code
         == 200
     )
-    time.sleep(0.5)  # counted into a window on the old reference
+    # Counted into the shared window on the old reference (the gauge follows each push).
+    eventually(
+        lambda: _metric(client, "mlobs_drift_window_rows", {"model_name": "churn"}) == 100,
+        message="the first 100 rows never reached the open window",
+    )
     shifted = _drifted("churn", 300, 0.6)
     assert client.post("/monitoring/reference/churn", json={"records": shifted}).status_code == 200
     more = _drifted("churn", 520, 0.6, seed=13)
@@ -165,10 +172,11 @@ def test_live_monitoring_goes_on_after_the_reference_is_replaced(
         client.post("/predict/batch", json={"model_name": "churn", "records": more}).status_code
         == 200
     )
-    deadline = time.monotonic() + 20
-    while not client.get("/monitoring/drift/history/churn").json()["results"]:
-        assert time.monotonic() < deadline, "no window evaluated after the reference changed"
-        time.sleep(0.1)
+    eventually(
+        lambda: client.get("/monitoring/drift/history/churn").json()["results"],
+        interval=0.1,
+        message="no window evaluated after the reference changed",
+    )
     result = client.get("/monitoring/drift/history/churn").json()["results"][0]
     # Only rows counted on the new reference, which they resemble: no dataset drift.
     assert result["n_rows"] == 520 and not result["dataset_drift"]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from helpers import sample_records
+from helpers import eventually, sample_records
 
 
 def test_health_when_everything_is_up(client: TestClient) -> None:
@@ -44,7 +44,8 @@ def test_no_models_is_unhealthy_and_not_ready(
     app_factory: Callable[..., TestClient], tmp_path: Path
 ) -> None:
     client = app_factory(wait=False, model_dir=tmp_path / "empty")
-    client.app.state.runtime.models_ready.wait(30)  # type: ignore[attr-defined]
+    ready = client.app.state.runtime.models_ready  # type: ignore[attr-defined]
+    eventually(ready.is_set, message="model loading never finished")
     assert client.get("/health").json()["status"] == "unhealthy"
     r = client.get("/health/ready")
     assert r.status_code == 503 and r.json()["status"] == "not_ready"

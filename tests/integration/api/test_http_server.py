@@ -17,10 +17,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from helpers import free_port
+from helpers import WAIT_SECONDS, eventually, free_port
 from mlobs.api.http import CoalescingHttpToolsProtocol
 
 FIRST_CHUNK_DELAY = 1.0
+# Set by the client once it has the head of /stream: the body waits for it (or WAIT_SECONDS,
+# were the head held back for the body), and notes which came first in STREAM.
+HEAD_SEEN = threading.Event()
+STREAM: dict[str, bool] = {}
 
 
 async def small(request: Request) -> Response:
@@ -33,6 +37,7 @@ async def echo(request: Request) -> Response:
 
 async def stream(_: Request) -> Response:
     async def chunks() -> AsyncIterator[bytes]:
+        STREAM["head_first"] = await asyncio.to_thread(HEAD_SEEN.wait, WAIT_SECONDS)
         await asyncio.sleep(FIRST_CHUNK_DELAY)
         yield b"first,"
         yield b"second"
@@ -63,13 +68,15 @@ def base() -> Iterator[str]:
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
-        time.sleep(0.02)
+
+    def started() -> bool:
+        assert thread.is_alive(), "server did not start"
+        return bool(server.started)
+
+    eventually(started, interval=0.02, message="server did not start")
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
-    thread.join(10)
+    thread.join(WAIT_SECONDS)
 
 
 def test_keep_alive_requests_get_whole_answers(base: str) -> None:
@@ -109,13 +116,17 @@ def test_a_small_answer_is_one_tcp_segment(base: str) -> None:
 
 
 def test_a_streaming_head_is_not_held_for_its_first_chunk(base: str) -> None:
-    with httpx.Client(base_url=base, timeout=10) as client:
+    """The first chunk is produced only once the client has the head: a head held back for
+    it would reach the client only after the body gave up waiting (``head_first`` False)."""
+    HEAD_SEEN.clear()
+    STREAM.clear()
+    with httpx.Client(base_url=base, timeout=WAIT_SECONDS) as client:
         t0 = time.monotonic()
         with client.stream("GET", "/stream") as r:
-            head_after = time.monotonic() - t0
+            HEAD_SEEN.set()
             assert r.status_code == 200
             assert r.read() == b"first,second"
-        assert head_after < FIRST_CHUNK_DELAY / 2
+        assert STREAM == {"head_first": True}
         assert time.monotonic() - t0 >= FIRST_CHUNK_DELAY
 
 

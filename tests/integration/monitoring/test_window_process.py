@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -17,7 +16,7 @@ import pandas as pd
 import pytest
 from prometheus_client import CollectorRegistry
 
-from helpers import sample_records
+from helpers import WAIT_SECONDS, eventually, sample_records
 from mlobs.data import DATASETS, DriftSpec, generate
 from mlobs.monitoring.alerts import Alert, AlertManager, AlertRules, EventKind
 from mlobs.monitoring.drift_monitor import (
@@ -77,7 +76,7 @@ def stack(db_url: str) -> Iterator[Stack]:
     alerts = AlertManager(AlertRepository(engine), metrics, rules, clock=_now)
     events: list[tuple[Alert, EventKind]] = []
     alerts.listeners.append(lambda a, k: events.append((a, k)))
-    windows = WindowProcess(db_url, CONFIG, rules, {}, alerts.replay, timeout=30)
+    windows = WindowProcess(db_url, CONFIG, rules, {}, alerts.replay, timeout=WAIT_SECONDS)
     repo = DriftRepository(engine)
     monitor = DriftMonitor(repo, metrics, CONFIG, clock=_now, windows=windows)
     monitor.listeners.append(alerts)  # for posted checks; live verdicts are judged in the child
@@ -151,10 +150,8 @@ def test_counts_survive_a_child_that_is_gone_and_are_never_counted_twice(
         os.kill(first, signal.SIGKILL)
         child = stack.windows._proc
         assert child is not None
-        deadline = time.monotonic() + 10
-        while child.poll() is None:  # dead, as the next push will see
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
+        # dead, as the next push will see
+        eventually(lambda: child.poll() is not None, interval=0.02, message="child not dead")
     elif how == "closed":
         stack.windows.stop()
         with pytest.raises(DriftFlushError) as err:  # a 503 to a live check
@@ -163,13 +160,13 @@ def test_counts_survive_a_child_that_is_gone_and_are_never_counted_twice(
         assert stack.monitor.status("churn")["window"]["rows"] == 120  # 60 pushed, 60 kept
         stack.windows.start()
     else:
-        stack.windows.timeout = 1.0
+        stack.windows.timeout = 1.0  # the answer timeout under test: a hung child is given up
         os.kill(first, signal.SIGSTOP)
         with pytest.raises(DriftFlushError) as err:
             stack.monitor.flush()
         assert isinstance(err.value.__cause__, PushAnswerLost)
         assert stack.monitor.status("churn")["window"]["rows"] == 60  # 60 dropped
-        stack.windows.timeout = 30.0
+        stack.windows.timeout = WAIT_SECONDS
         expected = 60
     stack.monitor.flush()
     assert stack.windows.pid not in (None, first)

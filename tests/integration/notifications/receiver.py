@@ -3,8 +3,9 @@
 ``Receiver`` runs a ``ThreadingHTTPServer`` on 127.0.0.1 (a free port) in a thread and records
 every request it answers with 200 (method, path, JSON body). It can answer the first
 ``fail_first`` requests with ``fail_status`` (500), sleep ``delay`` seconds before answering,
-or hold every answer until ``gate`` is set (an Event the test controls). Use it as a context
-manager: on exit the gate is opened, the server shut down and its socket closed.
+or hold every answer until ``gate`` is set (an Event the test controls; at most WAIT_SECONDS).
+Use it as a context manager: on exit the gate is opened, the server shut down and its socket
+closed.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
+
+from helpers import WAIT_SECONDS, eventually
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,6 @@ class Receiver:
         self.arrived = 0  # requests whose body was read (answered or not)
         self.answered = 0  # requests answered (any status)
         self._lock = threading.Lock()
-        self._changed = threading.Condition(self._lock)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(
@@ -71,18 +73,20 @@ class Receiver:
             self.gate.set()
         self._server.shutdown()
         self._server.server_close()
-        self._thread.join(10)
+        self._thread.join(WAIT_SECONDS)
 
-    def wait_for(self, n: int, timeout: float = 10.0) -> list[Received]:
-        """The first ``n`` recorded (200) requests; AssertionError if they do not come in time."""
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while len(self.requests) < n:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(f"{len(self.requests)} of {n} requests after {timeout}s")
-                self._changed.wait(left)
-            return list(self.requests)
+    def wait_for(self, n: int, timeout: float | None = None) -> list[Received]:
+        """The recorded (200) requests once there are ``n``; AssertionError if they never come
+        (``eventually``'s bound unless ``timeout`` is given)."""
+
+        def enough() -> list[Received] | None:
+            with self._lock:
+                return list(self.requests) if len(self.requests) >= n else None
+
+        return eventually(
+            enough, timeout=timeout, interval=0.01,
+            message=lambda: f"{len(self.requests)} of {n} requests",
+        )  # fmt: skip
 
     def _respond(self, handler: BaseHTTPRequestHandler) -> None:
         length = int(handler.headers.get("Content-Length") or 0)
@@ -92,15 +96,14 @@ class Receiver:
             self.arrived += 1
             fail = self.arrived <= self.fail_first
         if self.gate is not None:
-            self.gate.wait(30)
+            self.gate.wait(WAIT_SECONDS)
         if self.delay:
             time.sleep(self.delay)
         status = self.fail_status if fail else 200
         payload = b'{"error": "failing on purpose"}' if fail else b"{}"
         if not fail:  # recorded before answering: the client never sees an unrecorded 200
-            with self._changed:
+            with self._lock:
                 self.requests.append(Received(handler.command, handler.path, body))
-                self._changed.notify_all()
         try:
             handler.send_response(status)
             handler.send_header("Content-Type", "application/json")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
 from fastapi.testclient import TestClient
 
+from helpers import eventually
 from integration.notifications.receiver import Receiver
 from mlobs.data import DATASETS, DriftSpec, generate
 
@@ -19,13 +19,11 @@ def _drifted(name: str, n: int) -> list[dict[str, Any]]:
 
 
 def _wait_alert(client: TestClient, model: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
+    def first() -> dict[str, Any] | None:
         alerts = client.get("/monitoring/alerts", params={"model": model}).json()["alerts"]
-        if alerts:
-            return alerts[0]  # type: ignore[no-any-return]
-        time.sleep(0.1)
-    raise AssertionError(f"no alert for {model}")
+        return alerts[0] if alerts else None  # type: ignore[no-any-return]
+
+    return eventually(first, interval=0.1, message=f"no alert for {model}")
 
 
 def test_drift_alert_reaches_the_webhook_and_silences_hold_it_back(
@@ -50,12 +48,12 @@ def test_drift_alert_reaches_the_webhook_and_silences_hold_it_back(
         # The price alert is recorded and counted, but silenced: never sent.
         assert price["status"] == "active"
         metric = client.app.state.runtime.registry.get_sample_value  # type: ignore[attr-defined]
-        deadline = time.monotonic() + 10
-        while not metric(
-            "mlobs_notifications_total", {"channel": "webhook", "outcome": "silenced"}
-        ):
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        eventually(
+            lambda: metric(
+                "mlobs_notifications_total", {"channel": "webhook", "outcome": "silenced"}
+            ),
+            message="the silenced notification was never counted",
+        )
         assert [r.body["alert"]["model_name"] for r in hook.requests] == ["fraud"]
         # Resolving by hand sends the resolve.
         client.post(f"/monitoring/alerts/{fraud['id']}/resolve", json={"by": "ann"})

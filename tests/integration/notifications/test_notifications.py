@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
+from helpers import WAIT_SECONDS, eventually
 from integration.notifications.receiver import Receiver
 from mlobs.monitoring.alerts import Alert
 from mlobs.monitoring.metrics import Metrics
@@ -51,12 +51,8 @@ def count(metrics: Metrics, channel: str, outcome: str) -> float:
     return value or 0.0
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(0.005)
+def wait_until(predicate: Callable[[], bool]) -> None:
+    eventually(predicate, interval=0.005)
 
 
 def free_port() -> int:
@@ -257,6 +253,7 @@ def test_slow_receiver_times_out_and_is_retried(
 ) -> None:
     gate = threading.Event()  # never set during the test: the receiver holds every answer
     with Receiver(gate=gate) as hook:
+        # The HTTP timeout under test: short, so that the held requests time out.
         notifier = make_notifier([WebhookChannel(hook.url)], timeout=0.1, max_attempts=2)
         notifier(make_alert(), "opened")
         wait_until(lambda: count(metrics, "webhook", "failed") == 1)
@@ -270,7 +267,8 @@ def test_call_returns_while_the_receiver_holds_the_request(
 ) -> None:
     gate = threading.Event()
     with Receiver(gate=gate) as hook:
-        notifier = make_notifier([WebhookChannel(hook.url)], timeout=30)
+        # Longer than the test holds the request: the first call must not time out.
+        notifier = make_notifier([WebhookChannel(hook.url)], timeout=WAIT_SECONDS)
         notifier(make_alert(id="first"), "opened")
         wait_until(lambda: hook.arrived == 1)  # the worker is now inside the HTTP call
         for i in range(20):
@@ -289,7 +287,8 @@ def test_dead_receiver_does_not_hold_up_other_channels(
     with Receiver() as hook:
         notifier = make_notifier(
             [AlertmanagerChannel(f"http://127.0.0.1:{free_port()}"), WebhookChannel(hook.url)],
-            backoff=60, max_attempts=3,
+            # Retries of the dead channel stay scheduled for the whole test.
+            backoff=WAIT_SECONDS, max_backoff=WAIT_SECONDS, max_attempts=3,
         )  # fmt: skip
         notifier(make_alert(id="one"), "opened")
         notifier(make_alert(id="two"), "opened")

@@ -9,8 +9,7 @@ import dataclasses
 import shutil
 import socket
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -19,13 +18,12 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
-from helpers import skip_or_fail
+from helpers import WAIT_SECONDS, eventually, skip_or_fail
 from mlobs.monitoring.alerts import Alert
 from mlobs.monitoring.metrics import Metrics
 from mlobs.monitoring.notifications import AlertmanagerChannel, Notifier
 
 BINARY = "/usr/bin/prometheus-alertmanager"
-WAIT = 30.0
 CONFIG = """\
 global:
   resolve_timeout: 5m
@@ -40,18 +38,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def poll(what: str, check: Callable[[], Any], timeout: float = WAIT) -> Any:
-    """``check()``'s first truthy result; AssertionError after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout}s")
-        time.sleep(0.1)
 
 
 @pytest.fixture
@@ -84,15 +70,15 @@ def alertmanager(tmp_path: Path) -> Iterator[str]:
                     except httpx.HTTPError:
                         return False
 
-                poll("alertmanager ready", ready)
+                eventually(ready, interval=0.1, message="alertmanager not ready")
             yield url
         finally:
             proc.terminate()
             try:
-                proc.wait(10)
+                proc.wait(10)  # a grace period, then a kill
             except subprocess.TimeoutExpired:
                 proc.kill()
-                proc.wait(10)
+                proc.wait(WAIT_SECONDS)
 
 
 def ours(client: httpx.Client, url: str, alert_id: str, *, active_only: bool) -> list[Any]:
@@ -124,7 +110,7 @@ def test_alert_fires_and_resolves_in_a_real_alertmanager(alertmanager: str) -> N
                 found = ours(client, alertmanager, alert.id, active_only=False)
                 return [a for a in found if a["status"]["state"] == "active"]
 
-            [seen] = poll("alert active in alertmanager", firing)
+            [seen] = eventually(firing, interval=0.1, message="alert not active in alertmanager")
             assert seen["labels"] == {
                 "alertname": "drift_critical", "model_name": "fraud", "severity": "critical",
                 "dataset_name": "live", "source": "mlobs",
@@ -150,7 +136,7 @@ def test_alert_fires_and_resolves_in_a_real_alertmanager(alertmanager: str) -> N
                     for a in ours(client, alertmanager, alert.id, active_only=False)
                 )
 
-            poll("alert resolved in alertmanager", gone)
+            eventually(gone, interval=0.1, message="alert not resolved in alertmanager")
     finally:
         notifier.stop()
     sent = metrics.registry.get_sample_value(
@@ -173,7 +159,11 @@ def test_escalation_replaces_the_warning_in_a_real_alertmanager(alertmanager: st
     try:
         with httpx.Client(timeout=5.0) as client:
             notifier(warning, "opened")
-            poll("warning active", lambda: ours(client, alertmanager, "am-2", active_only=True))
+            eventually(
+                lambda: ours(client, alertmanager, "am-2", active_only=True),
+                interval=0.1,
+                message="warning not active",
+            )
             escalated_at = datetime.now(timezone.utc)
             critical = dataclasses.replace(
                 warning, alert_type="drift_critical", severity="critical", threshold=0.3,
@@ -185,6 +175,6 @@ def test_escalation_replaces_the_warning_in_a_real_alertmanager(alertmanager: st
                 active = ours(client, alertmanager, "am-2", active_only=True)
                 return [a["labels"]["severity"] for a in active] == ["critical"]
 
-            poll("only the critical alert active", only_critical)
+            eventually(only_critical, interval=0.1, message="not only the critical alert active")
     finally:
         notifier.stop()

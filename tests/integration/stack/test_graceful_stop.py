@@ -10,7 +10,7 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, func, select
 
-from helpers import sample_records, serve_process
+from helpers import WAIT_SECONDS, sample_records, serve_process
 from mlobs.storage.tables import predictions
 
 pytestmark = pytest.mark.slow
@@ -35,7 +35,7 @@ def test_sigterm_drains_the_log_queue(tmp_path: Path, model_dir: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         # uvicorn shuts down gracefully, then re-raises the signal it caught (so the process
         # ends "by SIGTERM", as a supervisor expects); 0 would do as well.
-        assert proc.wait(60) in (0, -signal.SIGTERM)
+        assert proc.wait(WAIT_SECONDS) in (0, -signal.SIGTERM)
     engine = create_engine(f"sqlite:///{db}")
     with engine.connect() as conn:
         logged = conn.execute(select(func.count()).select_from(predictions)).scalar_one()

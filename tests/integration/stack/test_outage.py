@@ -12,7 +12,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, func, select, text
 
-from helpers import free_port, sample_records, skip_or_fail
+from helpers import eventually, free_port, sample_records, skip_or_fail
 from mlobs.storage.tables import feedback, predictions
 
 pytestmark = pytest.mark.slow
@@ -92,13 +91,8 @@ def cluster() -> Iterator[Cluster]:
         shutil.rmtree(base, ignore_errors=True)
 
 
-def _wait(cond: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for: {what}")
+def _wait(cond: Callable[[], bool], what: str) -> None:
+    eventually(cond, interval=0.1, message=f"never happened: {what}")
 
 
 def _counts(url: str) -> tuple[int, int, int]:
@@ -156,11 +150,7 @@ def test_database_outage_spills_and_replays_exactly_once(
     assert sum(len(p.read_bytes().splitlines()) for p in spill_dir.iterdir()) == 120 + 10
 
     cluster.start()
-    _wait(
-        lambda: not plog.spilling and not any(spill_dir.iterdir()),
-        "the spill to be replayed",
-        timeout=90,
-    )
+    _wait(lambda: not plog.spilling and not any(spill_dir.iterdir()), "the spill to be replayed")
     n, distinct, labels = _counts(cluster.url)
     assert (n, distinct) == (160, 160)  # every served prediction, exactly once
     assert labels == 10

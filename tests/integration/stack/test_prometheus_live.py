@@ -24,6 +24,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,7 +34,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from helpers import free_port, skip_or_fail, stop_process_group
+from helpers import eventually, free_port, skip_or_fail, stop_process_group
 from integration.notifications.receiver import Receiver
 from mlobs.data import DATASETS, DriftSpec, generate
 
@@ -46,8 +47,6 @@ PROMETHEUS = "/usr/bin/prometheus"
 
 MODEL = "fraud"
 WINDOW = 500  # DRIFT_WINDOW_SIZE: rows per live window
-READY_TIMEOUT = 120.0  # imports alone take ~10 s on a small machine
-WAIT = 60.0  # for anything the stack does by itself once traffic was sent
 SHORT_FOR = "1s"  # the `for:` of every rule, so pending turns firing at the next evaluation
 DRIFT_RULES = ("MlobsDriftDetected", "MlobsDriftCritical")
 
@@ -62,16 +61,9 @@ NO_DATA_EXPECTED: set[tuple[str, str]] = set()
 T = TypeVar("T")
 
 
-def poll(what: str, check: Callable[[], T | None], timeout: float = WAIT) -> T:
-    """``check()``'s first truthy result; AssertionError after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout:.0f} s")
-        time.sleep(0.25)
+def poll(what: str, check: Callable[[], T | None]) -> T:
+    """``check()``'s first truthy result; AssertionError if there never is one."""
+    return eventually(check, interval=0.25, message=what)
 
 
 # ------------------------------------------------------------------------------ the dashboard
@@ -278,6 +270,26 @@ def _closed_windows(client: httpx.Client) -> list[dict[str, Any]]:
     return results[::-1]
 
 
+def _epoch(stamp: str) -> float:
+    """Prometheus' RFC 3339 time (nanoseconds, "Z") in epoch seconds, also on Python 3.10."""
+    m = re.fullmatch(r"([\d-]+T[\d:]+)(?:\.(\d+))?(Z|[+-][\d:]+)", stamp)
+    assert m, f"not an RFC 3339 time: {stamp!r}"
+    zone = "+00:00" if m[3] == "Z" else m[3]
+    return datetime.fromisoformat(m[1] + zone).timestamp() + float(f"0.{m[2] or 0}")
+
+
+def _drift_rules_evaluated_after(stack: Stack, since: float) -> bool:
+    """Whether every drift rule was last evaluated more than two evaluation intervals (1 s) after
+    ``since`` (epoch seconds): so several times on what was scraped by then."""
+    stack.check_running()
+    stamps = [
+        _epoch(r["lastEvaluation"])
+        for r in stack.rules()
+        if r.get("name") in DRIFT_RULES and r.get("lastEvaluation")
+    ]
+    return len(stamps) == len(DRIFT_RULES) and min(stamps) > since + 2
+
+
 def _drive(stack: Stack, client: httpx.Client) -> None:
     """Normal traffic and labels until a live window closes; then drifted traffic and labels
     until the next one closes (with drift)."""
@@ -300,7 +312,8 @@ def _drive(stack: Stack, client: httpx.Client) -> None:
         "drift share of the first window scraped",
         lambda: stack.query(f'mlobs_drift_share{{model_name="{MODEL}"}}')["data"]["result"],
     )
-    time.sleep(3)
+    scraped = time.time()
+    poll("drift rules evaluated since", partial(_drift_rules_evaluated_after, stack, scraped))
     stack.drift_alerts_before_drift = [
         a for a in stack.alerts() if a["labels"]["alertname"] in DRIFT_RULES
     ]
@@ -311,7 +324,7 @@ def _drive(stack: Stack, client: httpx.Client) -> None:
     drifted = _predict(client, drifted_frame, singles=50, duplicates=20)
     _label(client, drifted[:300])
     stack.windows = poll("second live window closed", windows(2))
-    stack.receiver.wait_for(1, WAIT)  # the drift alert's notification reached the webhook
+    stack.receiver.wait_for(1)  # the drift alert's notification reached the webhook
 
 
 @pytest.fixture(scope="module")
@@ -373,8 +386,8 @@ def stack(model_dir: Path) -> Iterator[Stack]:
                 return False
 
         try:
-            poll("Prometheus ready", lambda: ready(f"{stack.prometheus}/-/ready"), READY_TIMEOUT)
-            poll("API ready", lambda: ready(f"{stack.api}/health/ready"), READY_TIMEOUT)
+            poll("Prometheus ready", lambda: ready(f"{stack.prometheus}/-/ready"))
+            poll("API ready", lambda: ready(f"{stack.api}/health/ready"))
             # A scrape before any traffic, so that rate() sees the counters rise from it.
             poll(
                 "first scrape of the API",
@@ -462,7 +475,7 @@ def test_dashboard_expression_returns_data(stack: Stack, target: Target) -> None
                 f"{target.id} now returns data: remove it from NO_DATA_EXPECTED"
             )
             continue
-        poll(f"{kind} query {target.expr!r} with data", partial(_has_data, run, target.expr), 30)
+        poll(f"{kind} query {target.expr!r} with data", partial(_has_data, run, target.expr))
 
 
 def test_error_series_exist_at_zero(stack: Stack) -> None:

@@ -25,7 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, func, select
 from typer.testing import CliRunner
 
-from helpers import free_port, sample_records, stop_process_group
+from helpers import eventually, free_port, sample_records, stop_process_group
 from mlobs.monitoring.metrics import (
     Metrics,
     forget_exited_processes,
@@ -131,12 +131,15 @@ def server(tmp_path: Path, model_dir: Path) -> Iterator[Server]:
             cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     srv = Server(f"http://127.0.0.1:{port}", proc, metrics_dir, database_url, log)
+
+    def both_serving() -> bool:
+        assert proc.poll() is None, f"server exited: {srv.log_tail()}"
+        return len(_serving(metrics_dir)) >= 2
+
     try:
-        deadline = time.monotonic() + 120  # imports take ~10 s per process on a small machine
-        while len(_serving(metrics_dir)) < 2:
-            assert proc.poll() is None, f"server exited: {srv.log_tail()}"
-            assert time.monotonic() < deadline, f"workers not ready in 120 s: {srv.log_tail()}"
-            time.sleep(0.25)
+        eventually(  # imports take ~10 s per process on a small machine
+            both_serving, interval=0.25, message=lambda: f"workers not ready: {srv.log_tail()}"
+        )
         assert httpx.get(f"{srv.url}/health/ready", timeout=10).status_code == 200
         yield srv
     finally:
@@ -191,16 +194,17 @@ def test_two_workers_count_every_prediction_once(server: Server) -> None:
     assert not any(key == "pid" for (_, lab) in samples for key, _ in lab)
 
     # Every prediction is logged once: the written counters, then the database itself.
-    deadline = time.monotonic() + 60
-    while True:
+    def logged() -> tuple[dict[str, float], float | None] | None:
         samples = _scrape(server.url)
         written = {m: _value(samples, "mlobs_prediction_log_written_total", model_name=m) or 0
                    for m in MODELS}  # fmt: skip
         # The depth is sampled when each writer wakes: 0 one flush interval after the last row.
         depth = _value(samples, "mlobs_prediction_log_queue_depth")  # summed over both workers
-        if (written == sent and depth == 0) or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
+        return (written, depth) if written == sent and depth == 0 else None
+
+    written, depth = eventually(
+        logged, interval=0.2, message=f"written counters never reached {dict(sent)} at depth 0"
+    )
     assert written == sent
     assert depth == 0
     engine = create_engine(server.database_url)
@@ -216,11 +220,14 @@ def test_two_workers_count_every_prediction_once(server: Server) -> None:
     # A worker that dies takes its live gauges with it; its counts stay.
     victim = min(served)
     os.kill(victim, signal.SIGKILL)
-    deadline = time.monotonic() + 30
-    while glob.glob(str(server.metrics_dir / f"gauge_live*_{victim}.db")):
-        assert time.monotonic() < deadline, "a dead worker's live gauges were not dropped"
+
+    def dropped() -> bool:
+        if not glob.glob(str(server.metrics_dir / f"gauge_live*_{victim}.db")):
+            return True
         _scrape(server.url)  # answered by the survivor, which drops the files
-        time.sleep(0.2)
+        return False
+
+    eventually(dropped, interval=0.2, message="a dead worker's live gauges were not dropped")
     samples = _scrape(server.url)
     assert sum(
         _value(samples, "mlobs_predictions_total", model_name=m, status="success") or 0
@@ -243,11 +250,14 @@ def test_an_alert_judged_in_a_window_process_is_counted_once(server: Server) -> 
                    timeout=60)  # fmt: skip
     assert r.status_code == 200
     labels = {"model_name": "fraud", "alert_type": "drift_critical", "severity": "critical"}
-    deadline = time.monotonic() + 60
-    while (_value(_scrape(server.url), "mlobs_alerts_total", **labels) or 0) < 1:
-        assert time.monotonic() < deadline, f"no drift alert counted: {server.log_tail()}"
-        time.sleep(0.3)
-    time.sleep(1.0)  # a second count, if there were one, would be there by now
+    eventually(
+        lambda: (_value(_scrape(server.url), "mlobs_alerts_total", **labels) or 0) >= 1,
+        interval=0.3,
+        message=lambda: f"no drift alert counted: {server.log_tail()}",
+    )
+    # A window for what must not happen (a second count): a slow machine can only make it
+    # pass unseen, never fail the test.
+    time.sleep(1.0)
     samples = _scrape(server.url)
     assert _value(samples, "mlobs_alerts_total", **labels) == 1
     assert _value(samples, "mlobs_active_alerts", model_name="fraud") == 1

@@ -28,7 +28,6 @@ def test_demo_walks_through_drift_alerts_and_labels(model_dir: Path, tmp_path: P
     assert out.trained == ["price"]
     assert (models / "price" / "reference.json").is_file()
     assert len(pauses) == 4  # between the five steps
-    assert out.seconds < 60
     text = console.export_text()
     for heading in ("Serving predictions", "Drift report: fraud", "Late labels", "All alerts"):
         assert heading in text

@@ -6,14 +6,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
-from helpers import free_port, serve_process
+from helpers import eventually, free_port, serve_process
 
 pytestmark = pytest.mark.slow
 
@@ -76,12 +76,13 @@ def test_drifted_traffic_ends_with_drift_detected_and_an_alert_open(
         assert f"{model}" in out.stdout
 
     # Late labels reached the service (~20% of 285 per model).
-    deadline = time.monotonic() + 15
-    while True:
-        perf = httpx.get(f"{server}/monitoring/performance/churn", timeout=10).json()
-        if perf["labels"]["total"] >= 30 or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
+    def labelled() -> dict[str, Any] | None:
+        perf: dict[str, Any] = httpx.get(
+            f"{server}/monitoring/performance/churn", timeout=10
+        ).json()
+        return perf if perf["labels"]["total"] >= 30 else None
+
+    perf = eventually(labelled, interval=0.5, message="fewer than 30 labels for churn")
     assert 30 <= perf["labels"]["total"] <= 285
 
 

@@ -7,10 +7,10 @@ the server's 401 or 403 brings up the key form, and the action is sent again wit
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,14 +21,23 @@ import pandas as pd
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Request, expect, sync_playwright
 
-from helpers import free_port, sample_records, skip_or_fail, stop_process_group
+from helpers import (
+    WAIT_SECONDS,
+    eventually,
+    free_port,
+    sample_records,
+    skip_or_fail,
+    stop_process_group,
+)
 from mlobs.data import DATASETS, DriftSpec, generate
 
 pytestmark = pytest.mark.slow
 
 CHROMIUM = "/usr/bin/chromium"
 MODELS = ("fraud", "price", "churn")
-WAIT_MS = 15_000  # the page refreshes every 5 s: two refreshes and some
+# Every expect() and page action waits this long for what it expects (the page refreshes every
+# 5 s): a bound for hangs, not a speed check.
+WAIT_MS = WAIT_SECONDS * 1000
 ADMIN_KEY, FEEDBACK_KEY = "dash-admin-key-1", "dash-feedback-key-1"
 
 
@@ -51,22 +60,18 @@ def _rows(
     return records, df[spec.target].tolist()
 
 
-def _wait_for(
-    what: str, check: Callable[[], Any], proc: subprocess.Popen[bytes], log: Path, timeout: float
-) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
+def _wait_for(what: str, check: Callable[[], Any], proc: subprocess.Popen[bytes], log: Path) -> Any:
+    def running_check() -> Any:
         if proc.poll() is not None:
             raise AssertionError(f"server exited ({proc.returncode}):\n{log.read_text()[-4000:]}")
-        try:
-            value = check()
-        except httpx.HTTPError:
-            value = None
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not within {timeout}s:\n{log.read_text()[-4000:]}")
-        time.sleep(0.2)
+        return check()
+
+    return eventually(
+        running_check,
+        interval=0.2,
+        ignore=(httpx.HTTPError,),
+        message=lambda: f"{what} never came:\n{log.read_text()[-4000:]}",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +98,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Iterato
     try:
         with httpx.Client(base_url=url, timeout=30) as http:
             _wait_for("readiness", lambda: http.get("/health/ready").status_code == 200,
-                      proc, log, 120)  # fmt: skip
+                      proc, log)  # fmt: skip
             for name in ("fraud", "churn"):  # drifted: each closes a window and opens an alert
                 records, targets = _rows(name, 220, seed=31, intensity=0.8)
                 r = http.post("/predict/batch", json={"model_name": name, "records": records})
@@ -116,10 +121,10 @@ def served(tmp_path_factory: pytest.TempPathFactory, model_dir: Path) -> Iterato
                          if a["alert_type"].startswith("drift")}  # fmt: skip
                 return found if {"fraud", "churn"} <= set(found) else None
 
-            alerts = _wait_for("drift alerts", drift_alerts, proc, log, 30)
+            alerts = _wait_for("drift alerts", drift_alerts, proc, log)
             _wait_for("realized performance",
                       lambda: http.get("/monitoring/performance/fraud").json()["realized"],
-                      proc, log, 30)  # fmt: skip
+                      proc, log)  # fmt: skip
         yield Served(url, alerts)
     finally:
         stop_process_group(proc)
@@ -131,9 +136,11 @@ def browser() -> Iterator[Browser]:
         skip_or_fail(f"{CHROMIUM} is missing (apt-get install chromium)")
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        expect.set_options(timeout=WAIT_MS)  # instead of 5 s
         try:
             yield b
         finally:
+            expect.set_options(timeout=None)  # Playwright's default again
             b.close()
 
 
@@ -153,6 +160,7 @@ def watched(browser: Browser, served: Served) -> Iterator[Watched]:
     """A fresh page (its own session storage: no key) recording script errors, requests to
     other origins and the key sent with each action."""
     context = browser.new_context(viewport={"width": 1440, "height": 1000})
+    context.set_default_timeout(WAIT_MS)  # clicks, fills, navigations
     page = context.new_page()
     w = Watched(page, [], [], [])
 
@@ -187,7 +195,7 @@ def test_the_page_shows_models_histograms_history_quality_and_performance(
     page = watched.page
     page.goto(served.url + "/")  # no key: the page and every read are open
     expect(page).to_have_title("mlobs: models, drift and alerts")
-    expect(page.locator("#models .card")).to_have_count(3, timeout=WAIT_MS)
+    expect(page.locator("#models .card")).to_have_count(3)
     for name in MODELS:
         card = page.locator(f'.card[data-model="{name}"]')
         expect(card.get_by_role("heading", name=name)).to_be_visible()
@@ -199,7 +207,7 @@ def test_the_page_shows_models_histograms_history_quality_and_performance(
     # Histograms of the first model (fraud): one figure per feature and one for the output,
     # each an SVG with a reference and a current bar per bin.
     figures = page.locator("#histograms figure")
-    expect(figures).to_have_count(len(DATASETS["fraud"].feature_names) + 1, timeout=WAIT_MS)
+    expect(figures).to_have_count(len(DATASETS["fraud"].feature_names) + 1)
     bars = page.evaluate(
         """() => [...document.querySelectorAll('#histograms figure')].map(f => [
             f.dataset.feature, f.querySelectorAll('svg rect.bar.ref').length,
@@ -248,14 +256,19 @@ def test_an_alert_is_acknowledged_then_resolved_by_clicks(served: Served, watche
     page.get_by_label("Acting as").fill("ann <b>on call</b>")
     alert_id = served.alerts["fraud"]
     row = page.locator(f'#alerts tr[data-alert-id="{alert_id}"]')
-    expect(row.locator("td.status")).to_have_text("active", timeout=WAIT_MS)
+    expect(row.locator("td.status")).to_have_text("active")
     row.get_by_role("button", name="Acknowledge").click()
     expect(row.locator("td.status")).to_have_text("acknowledged")
     expect(row.get_by_role("button", name="Acknowledge")).to_have_count(0)
     expect(row).to_contain_text("ann <b>on call</b>")  # shown as text, never as markup
     expect(row.locator("b")).to_have_count(0)
     assert _status(served, alert_id) == "acknowledged"
-    page.wait_for_timeout(5_500)  # still so after the page's next refresh
+    # Still so after the page's next refresh. Each refresh ends by writing the time into
+    # #refreshed: cleared and written again twice, the second write is by a refresh that began
+    # after the acknowledgement was stored.
+    for _ in range(2):
+        page.evaluate("document.getElementById('refreshed').textContent = ''")
+        expect(page.locator("#refreshed")).to_have_text(re.compile(r"\d"))
     expect(row.locator("td.status")).to_have_text("acknowledged")
     page.get_by_label("Show resolved").check()
     row.get_by_role("button", name="Resolve").click()
@@ -275,7 +288,7 @@ def test_a_401_then_a_403_ask_for_a_key_and_the_action_is_sent_again_with_it(
     alert_id = served.alerts["churn"]
     page.goto(served.url + "/")
     row = page.locator(f'#alerts tr[data-alert-id="{alert_id}"]')
-    expect(row.locator("td.status")).to_have_text("active", timeout=WAIT_MS)
+    expect(row.locator("td.status")).to_have_text("active")
     row.get_by_role("button", name="Acknowledge").click()
     dialog = page.get_by_role("dialog", name="API key needed")
     expect(dialog).to_be_visible()
@@ -310,7 +323,7 @@ def test_cancelling_the_key_form_leaves_the_alert_as_it_was(
     page.goto(served.url + "/")
     page.get_by_label("Show resolved").check()
     row = page.locator(f'#alerts tr[data-alert-id="{alert_id}"]')
-    expect(row.locator("td.status")).not_to_have_text("resolved", timeout=WAIT_MS)
+    expect(row.locator("td.status")).not_to_have_text("resolved")
     before = row.locator("td.status").inner_text()
     row.get_by_role("button", name="Resolve").click()
     dialog = page.get_by_role("dialog", name="API key needed")

@@ -4,7 +4,6 @@ reference (on SQLite and PostgreSQL), and per-model traffic and latency."""
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -12,7 +11,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from helpers import sample_records
+from helpers import eventually, sample_records
 from mlobs.api.routes.web import quantile
 from mlobs.data import DATASETS, DriftSpec, generate
 
@@ -33,13 +32,15 @@ def _histograms(client: TestClient, model: str, **params: str) -> dict[str, Any]
 
 
 def _wait(client: TestClient, model: str, cond: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
-    deadline = time.monotonic() + 20
-    while True:
+    def there() -> dict[str, Any] | None:
         body = _histograms(client, model)
-        if cond(body):
-            return body
-        assert time.monotonic() < deadline, f"histograms never got there: {body['window']}"
-        time.sleep(0.1)
+        return body if cond(body) else None
+
+    return eventually(
+        there,
+        interval=0.1,
+        message=lambda: f"histograms never got there: {_histograms(client, model)['window']}",
+    )
 
 
 def test_the_page_and_its_assets_come_from_the_app_and_stay_out_of_openapi(

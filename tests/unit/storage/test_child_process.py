@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from mlobs.storage import child_process
 from mlobs.storage.child_process import ChildProcess, StoreUnreachable
 
-BACKOFF_FIRST = 2.0  # long enough that a busy machine's stalls cannot pass for the pause
+
+class _Clock:
+    """``child_process``'s ``time``: its ``monotonic`` moves only when the test moves it, so
+    that no stall of a busy machine can pass for a pause (nor a pause for a stall)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
 
 
 def test_a_child_that_keeps_failing_is_started_again_after_a_doubling_pause(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(child_process, "BACKOFF_FIRST", BACKOFF_FIRST)
+    clock = _Clock()
+    monkeypatch.setattr(child_process, "time", clock)
+    first_pause = child_process.BACKOFF_FIRST
     proc = ChildProcess("mlobs.no_such_module", b"setup", timeout=10)
     try:
         for expected in (1, 2):  # the first failure is retried at once
@@ -25,12 +34,12 @@ def test_a_child_that_keeps_failing_is_started_again_after_a_doubling_pause(
         with pytest.raises(StoreUnreachable, match="next start in"):
             proc.call(lambda generation: b"{}")
         assert proc.generation == 2 and proc.pid is None  # no child started meanwhile
-        time.sleep(BACKOFF_FIRST + 0.1)
+        clock.now += first_pause + 0.1
         with pytest.raises(StoreUnreachable):
             proc.call(lambda generation: b"{}")
         assert proc.generation == 3 and proc.failures == 3
         # The pause doubled: still waiting after the first one's length.
-        time.sleep(BACKOFF_FIRST + 0.1)
+        clock.now += first_pause + 0.1
         with pytest.raises(StoreUnreachable, match="next start in"):
             proc.call(lambda generation: b"{}")
         assert proc.generation == 3

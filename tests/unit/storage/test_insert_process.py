@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from prometheus_client import CollectorRegistry
 
+from helpers import WAIT_SECONDS, eventually
 from mlobs.monitoring.metrics import Metrics
 from mlobs.storage.db import make_engine, migrate
 from mlobs.storage.insert_process import (
@@ -28,22 +31,44 @@ from .test_prediction_log import make_record
 def writer(db_url: str) -> Iterator[tuple[InsertProcess, PredictionRepository]]:
     engine = make_engine(db_url)
     migrate(engine)
-    proc = InsertProcess(db_url, timeout=30)
+    proc = InsertProcess(db_url, timeout=WAIT_SECONDS)
     proc.start()
     yield proc, PredictionRepository(engine)
     proc.stop()
     engine.dispose()
 
 
-def _wait_exit(pid: int, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+# A timeout that must never run out in a test (twice the bound of a wait for an event): the
+# call that would wait for it is seen to end sooner, or the test fails at that bound.
+NEVER = 2 * WAIT_SECONDS
+
+
+def _wait_exit(pid: int) -> None:
+    def gone() -> bool:
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
             return True
-        time.sleep(0.05)
-    return False
+        return False
+
+    eventually(gone, message=f"process {pid} did not exit")
+
+
+def _returns(call: Callable[[], object]) -> BaseException | None:
+    """``call()`` run in a thread: what it raised (None if nothing) once it has returned;
+    AssertionError if it never does (``eventually``'s bound)."""
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            call()
+        except BaseException as exc:
+            raised.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    eventually(lambda: not thread.is_alive(), message="the call blocked")
+    return raised[0] if raised else None
 
 
 def test_batches_are_stored_by_the_child_exactly_as_sent(
@@ -112,7 +137,7 @@ def test_a_dead_child_is_replaced_for_the_next_batch(
     old, child = proc.pid, proc._proc
     assert old is not None and child is not None
     os.kill(old, signal.SIGKILL)
-    child.wait(10)  # reaped here, as the writer would find it: dead
+    child.wait(WAIT_SECONDS)  # reaped here, as the writer would find it: dead
     proc.insert_many([make_record()])
     assert proc.pid not in (None, old) and proc.restarts == 1
     assert repo.count() == 2
@@ -128,10 +153,13 @@ def test_a_stopped_child_times_out_is_killed_and_replaced(
 ) -> None:
     """A child that stops (SIGSTOP): a small batch waits for an answer that never comes; a batch
     of ~1 MB, larger than the pipe's buffer, cannot even be written. Either way the writer gives
-    up at the timeout instead of blocking, and a new child takes the next batch."""
+    up at the timeout instead of blocking, and a new child takes the next batch.
+
+    The timeout under test is 1 s; the one the child was started with would never run out
+    within the test (``NEVER``), so a call that ends gave up at the 1 s one."""
     engine = make_engine(db_url)
     migrate(engine)
-    proc = InsertProcess(db_url, timeout=30.0)  # a child's start takes ~1 s on a busy machine
+    proc = InsertProcess(db_url, timeout=NEVER)  # a child's start takes ~1 s on a busy machine
     try:
         proc.insert_many([make_record()])
         proc.timeout = 1.0
@@ -139,13 +167,11 @@ def test_a_stopped_child_times_out_is_killed_and_replaced(
         assert stuck is not None
         os.kill(stuck, signal.SIGSTOP)
         batch = [make_record(features={"blob": blob}) for _ in range(size)]
-        t = time.monotonic()
-        with pytest.raises(StoreUnreachable, match=match):
-            proc.insert_many(batch)
-        assert time.monotonic() - t < 10
-        assert _wait_exit(stuck)
+        raised = _returns(lambda: proc.insert_many(batch))
+        assert isinstance(raised, StoreUnreachable) and re.search(match, str(raised)), raised
+        _wait_exit(stuck)
         assert proc.restarts == 1
-        proc.timeout = 30.0
+        proc.timeout = NEVER
         proc.insert_many([make_record()])
         assert proc.pid not in (None, stuck)
         # The batch that timed out may or may not have gone in (killed before or after its
@@ -168,6 +194,8 @@ def test_the_child_ignores_stop_signals_and_exits_when_its_input_closes(
     assert os.getsid(pid) != os.getsid(0)  # its own session: group signals do not reach it
     os.kill(pid, signal.SIGTERM)
     os.kill(pid, signal.SIGINT)
+    # A window for what must not happen (the child dying of them): a slow machine can only let
+    # it pass unseen, never fail the test.
     time.sleep(0.3)
     proc.insert_many([make_record()])
     assert proc.pid == pid
@@ -183,11 +211,11 @@ def test_the_child_ignores_stop_signals_and_exits_when_its_input_closes(
 
 
 def test_stop_does_not_wait_forever_for_a_busy_child(db_url: str) -> None:
-    import threading
-
+    """``stop(timeout=1.0)`` kills a child busy past 1 s; the insert's own timeout would never
+    run out within the test (``NEVER``), so a stop that ends did not wait for it."""
     engine = make_engine(db_url)
     migrate(engine)
-    proc = InsertProcess(db_url, timeout=60)
+    proc = InsertProcess(db_url, timeout=NEVER)
     proc.insert_many([make_record()])
     stuck = proc.pid
     assert stuck is not None
@@ -200,15 +228,14 @@ def test_stop_does_not_wait_forever_for_a_busy_child(db_url: str) -> None:
         except BaseException as exc:
             errors.append(exc)
 
-    t = threading.Thread(target=insert)
+    t = threading.Thread(target=insert, daemon=True)
     t.start()
-    time.sleep(0.3)  # the insert is waiting for the stopped child
-    started = time.monotonic()
-    proc.stop(timeout=1.0)
-    t.join(10)
-    assert time.monotonic() - started < 10 and not t.is_alive()
+    # The insert is waiting for the stopped child: it holds the one-call-at-a-time lock.
+    eventually(proc._lock.locked, interval=0.01, message="the insert never started")
+    assert _returns(lambda: proc.stop(timeout=1.0)) is None
+    eventually(lambda: not t.is_alive(), message="the insert outlived the stop")
     assert len(errors) == 1 and isinstance(errors[0], StoreUnreachable)
-    assert _wait_exit(stuck)
+    _wait_exit(stuck)
     engine.dispose()
 
 

@@ -11,6 +11,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from sqlalchemy import inspect
 
+from helpers import eventually
 from mlobs.errors import Unavailable
 from mlobs.monitoring.metrics import Metrics
 from mlobs.monitoring.records import PredictionRecord
@@ -104,19 +105,21 @@ def test_failed_inserts_are_retried_until_the_database_is_ready(tmp_path: object
     records = [make_record() for _ in range(20)]
     for r in records:
         plog.submit(r)
-    deadline = time.monotonic() + 10
-    while not registry.get_sample_value("mlobs_prediction_log_write_errors_total"):
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    eventually(
+        lambda: registry.get_sample_value("mlobs_prediction_log_write_errors_total"),
+        interval=0.01,
+        message="no write error counted",
+    )
     assert plog.last_error is not None
     assert plog.get(records[0].id) == records[0]  # still pending, still readable
     with pytest.raises(Unavailable):
         plog.get(str(uuid.uuid4()))  # not pending, and the table cannot answer
     migrate(engine)
-    deadline = time.monotonic() + 10
-    while plog.depth or plog.last_error:
-        assert time.monotonic() < deadline, plog.last_error
-        time.sleep(0.02)
+    eventually(
+        lambda: not (plog.depth or plog.last_error),
+        interval=0.02,
+        message=lambda: f"not drained: depth {plog.depth}, last error {plog.last_error}",
+    )
     assert plog.stop() == 0
     assert repo.count() == 20
     engine.dispose()
@@ -233,9 +236,11 @@ def test_full_batches_are_not_left_waiting_for_the_next_wake(db_url: str) -> Non
     for _ in range(3 * batch):
         assert plog.submit(make_record())
     plog.start()
-    deadline = time.monotonic() + 30
-    while (store.left or plog.depth) and time.monotonic() < deadline:
-        time.sleep(0.01)
+    eventually(
+        lambda: not (store.left or plog.depth),
+        interval=0.01,
+        message="the arrivals were never all written",
+    )
     assert plog.stop() == 0
     assert store.repo.count() == 3 * batch + store.submitted == 3 * batch + 20 * (batch + 10)
     # The queue after the last insert before each sleep: under a batch, every time.

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from sqlalchemy import exc as sa_exc
 
+from helpers import eventually
 from mlobs.monitoring.metrics import Metrics
 from mlobs.monitoring.records import LabelRecord, PredictionRecord
 from mlobs.storage.db import make_engine, migrate
@@ -97,7 +99,8 @@ def test_a_torn_last_line_is_not_replayed(
 
 def test_a_live_process_claim_is_left_alone_a_dead_one_is_taken(tmp_path: Path) -> None:
     spill = Spill(tmp_path)
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    # Alive for the whole test: it is killed below.
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"])
     try:
         (tmp_path / f"spill-1.5.replaying-{sleeper.pid}").write_bytes(b"")
         dead = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -180,15 +183,8 @@ def test_only_a_failing_spill_drops_and_counts(tmp_path: Path) -> None:
         plog.stop(timeout=1)
 
 
-def _wait(cond: object, timeout: float = 20.0) -> None:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():  # type: ignore[operator]
-            return
-        time.sleep(0.02)
-    raise AssertionError("condition not reached in time")
+def _wait(cond: Callable[[], bool]) -> None:
+    eventually(cond, interval=0.02, message="condition never reached")
 
 
 def test_pid_files_are_per_process(tmp_path: Path) -> None:
