@@ -15,7 +15,7 @@ from fastapi import Body, FastAPI
 from pydantic import BaseModel
 
 from mlobs.api.app import create_app
-from mlobs.api.schemas import FEATURE_MODELS, PredictionOut
+from mlobs.api.schemas import PredictionOut
 
 
 def _echo(name: str, body_model: type[BaseModel]):  # type: ignore[no-untyped-def]
@@ -37,7 +37,7 @@ def _echo(name: str, body_model: type[BaseModel]):  # type: ignore[no-untyped-de
 
 def create() -> FastAPI:
     app = create_app()
-    for name, model in FEATURE_MODELS.items():
+    for name, model in app.state.runtime.bodies.features.items():
         app.add_api_route(
             f"/echo/{name}", _echo(name, model), methods=["POST"], response_model=PredictionOut
         )

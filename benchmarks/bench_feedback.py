@@ -38,7 +38,8 @@ from sqlalchemy import Column, Float, Integer, MetaData, String, Table, create_e
 from mlobs.api.app import create_app
 from mlobs.config import Settings
 from mlobs.data import DATASETS, generate
-from mlobs.models import MODEL_CLASSES, save_model
+from mlobs.data.demo_models import demo_model
+from mlobs.models import save_model
 from mlobs.monitoring.profiles import profile_for_model, save_profile
 
 BATCH = 1_000
@@ -48,7 +49,7 @@ def _models(model_dir: Path) -> Path:
     if (model_dir / "churn").exists():
         return model_dir
     tmp = Path(tempfile.mkdtemp(prefix="mlobs-bench-models-"))
-    model = MODEL_CLASSES["churn"]()
+    model = demo_model("churn")
     result = model.fit(generate("churn", 20_000, seed=42), seed=42)
     save_model(model, tmp)
     save_profile(profile_for_model(model, result.train), tmp)

@@ -33,7 +33,8 @@ import httpx
 import pandas as pd
 
 from mlobs.data import DATASETS, generate
-from mlobs.models import MODEL_NAMES, load_model
+from mlobs.data.demo_models import DEMO_NAMES as MODEL_NAMES
+from mlobs.models import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -42,7 +42,7 @@ from typing import Any
 import httpx
 from sqlalchemy import create_engine, func, select
 
-from mlobs.models import MODEL_NAMES
+from mlobs.data.demo_models import DEMO_NAMES as MODEL_NAMES
 from mlobs.storage.tables import predictions
 
 ROOT = Path(__file__).resolve().parents[1]

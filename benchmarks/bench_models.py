@@ -27,8 +27,10 @@ import numpy as np
 import pandas as pd
 
 from mlobs.data import generate
+from mlobs.data.demo_models import DEMO_NAMES as MODEL_NAMES
+from mlobs.data.demo_models import demo_model
 from mlobs.data.store import DEFAULT_ROWS
-from mlobs.models import MODEL_CLASSES, MODEL_NAMES, TabularModel, is_saved, load_model
+from mlobs.models import TabularModel, is_saved, load_model
 
 
 def _timings(fn: Callable[[Any], object], inputs: list[Any], repeat: int) -> np.ndarray:
@@ -50,7 +52,7 @@ def _summary(ms: np.ndarray) -> dict[str, float]:
 def _model(name: str, model_dir: Path) -> TabularModel:
     if is_saved(model_dir, name):
         return load_model(model_dir, name)
-    model = MODEL_CLASSES[name]()
+    model = demo_model(name)
     model.fit(generate(name, DEFAULT_ROWS[name], seed=42), seed=42)
     return model
 

@@ -16,7 +16,8 @@ from helpers import skip_or_fail, wait_ready
 from mlobs.api.app import create_app
 from mlobs.config import Settings
 from mlobs.data import generate
-from mlobs.models import MODEL_CLASSES, save_model
+from mlobs.data.demo_models import demo_model
+from mlobs.models import save_model
 from mlobs.monitoring.profiles import profile_for_model, save_profile
 
 
@@ -25,7 +26,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """All three models trained on small generated data sets, saved once per test session."""
     path = tmp_path_factory.mktemp("models")
     for name, rows in (("fraud", 20_000), ("price", 5_000), ("churn", 5_000)):
-        model = MODEL_CLASSES[name]()
+        model = demo_model(name)
         result = model.fit(generate(name, rows, seed=7), seed=7)
         save_model(model, path)
         save_profile(profile_for_model(model, result.train), path)

@@ -15,8 +15,10 @@ from rich.table import Table
 from mlobs.config import Settings, configure_logging
 
 # Heavy modules (pandas, scikit-learn, XGBoost, ...) are imported inside the commands that need
-# them, so `mlobs --help` answers at once.
-MODEL_NAMES = ("fraud", "price", "churn")
+# them, so `mlobs --help` answers at once. The demo catalogue's names, for the demo commands
+# (generate-data, train-models, setup-reference, simulate, demo); every other command takes any
+# model of the catalogue in MODEL_DIR.
+DEMO_NAMES = ("fraud", "price", "churn")
 
 app = typer.Typer(
     help="mlobs: serve models, log predictions, watch drift and data quality.",
@@ -28,7 +30,11 @@ log = logging.getLogger("mlobs.cli")
 
 ModelsOpt = Annotated[
     list[str] | None,
-    typer.Option("--model", "-m", help="Model to act on (repeatable). Default: all three."),
+    typer.Option("--model", "-m", help="Demo model to act on (repeatable). Default: all three."),
+]
+CatalogModelsOpt = Annotated[
+    list[str] | None,
+    typer.Option("--model", "-m", help="Model to act on (repeatable). Default: every model."),
 ]
 
 
@@ -39,10 +45,25 @@ def _settings() -> Settings:
 
 
 def _names(models: list[str] | None) -> list[str]:
-    names = models or list(MODEL_NAMES)
-    unknown = [n for n in names if n not in MODEL_NAMES]
+    """Demo model names (all three by default)."""
+    names = models or list(DEMO_NAMES)
+    unknown = [n for n in names if n not in DEMO_NAMES]
     if unknown:
-        raise typer.BadParameter(f"unknown model(s) {unknown}; choose from {list(MODEL_NAMES)}")
+        raise typer.BadParameter(
+            f"unknown model(s) {unknown}; the demo models are {list(DEMO_NAMES)}"
+        )
+    return names
+
+
+def _catalog_names(models: list[str] | None, model_dir: Path) -> list[str]:
+    """Names of models in the catalogue at ``model_dir`` (all by default)."""
+    from mlobs.models import model_names
+
+    known = model_names(model_dir)
+    names = models or known
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise typer.BadParameter(f"unknown model(s) {unknown}; the catalogue has {known}")
     return names
 
 
@@ -91,8 +112,9 @@ def train_models(
 ) -> None:
     """Train the models on the data in DATA_DIR (generated first if absent) and save them."""
     from mlobs.data import generate
+    from mlobs.data.demo_models import demo_model
     from mlobs.data.store import DEFAULT_ROWS, dataset_path, read_dataset, write_dataset
-    from mlobs.models import MODEL_CLASSES, is_saved, save_model
+    from mlobs.models import is_saved, save_model
     from mlobs.monitoring.profiles import profile_for_model, save_profile
 
     settings = _settings()
@@ -111,7 +133,7 @@ def train_models(
                 write_dataset(
                     generate(name, DEFAULT_ROWS[name], seed=seed), settings.data_dir, name
                 )
-            model = MODEL_CLASSES[name]()
+            model = demo_model(name)
             result = model.fit(read_dataset(settings.data_dir, name), seed=seed)
             meta = result.metadata
             folder = save_model(model, settings.model_dir)
@@ -165,6 +187,142 @@ def setup_reference(
             progress.update(
                 task, description=f"{name}: {profile.rows:,} rows -> {path}", completed=1, total=1
             )
+
+
+TaskOpt = Annotated[
+    str | None,
+    typer.Option(help="binary_classification, multiclass_classification or regression "
+                      "(default: inferred from --target)."),
+]  # fmt: skip
+
+
+@app.command()
+def register(
+    name: Annotated[
+        str, typer.Argument(help="The model's name: lower-case letters, digits, _ and -.")
+    ],
+    reference: Annotated[
+        Path,
+        typer.Option(
+            help="Reference rows: Parquet (file, folder or glob), CSV or JSON lines. "
+            "Data the model was not trained on is best."
+        ),
+    ],
+    target: Annotated[
+        str | None, typer.Option(help="The label column, if the rows have one.")
+    ] = None,
+    artifact: Annotated[
+        Path | None,
+        typer.Option(
+            help="The model file: XGBoost .ubj/.json, LightGBM .txt, scikit-learn "
+            ".skops, ONNX .onnx. Without it the model is monitor-only."
+        ),
+    ] = None,
+    task: TaskOpt = None,
+    categorical: Annotated[
+        str | None, typer.Option(help="Columns to treat as categories, comma-separated.")
+    ] = None,
+    holdout: Annotated[
+        Path | None, typer.Option(help="Labelled rows for the holdout figures and calibration.")
+    ] = None,
+    manifest: Annotated[
+        Path | None, typer.Option(help="A manifest (YAML or JSON) declaring the features.")
+    ] = None,
+    positive_class: Annotated[
+        str | None, typer.Option(help="Binary: the label the probability is of (default 1).")
+    ] = None,
+    threshold: Annotated[
+        float | None, typer.Option(min=0, max=1, help="Binary: the decision threshold (0.5).")
+    ] = None,
+    url: Annotated[
+        str | None, typer.Option(help="Register through a running service instead of MODEL_DIR.")
+    ] = None,
+    api_key: Annotated[
+        str | None, typer.Option(envvar="MLOBS_API_KEY", help="Sent as X-API-Key (with --url).")
+    ] = None,
+) -> None:
+    """Register your own model (or, without --artifact, a model served elsewhere) with a reference.
+
+    Drafts the manifest from the reference, predicts every reference row, computes holdout
+    figures and the probability calibration from labelled rows, freezes the reference profile,
+    and writes the version atomically. Exit code 2 on bad input.
+    """
+    from mlobs.tools.register import CommandError, register_local, register_remote, summary_table
+
+    settings = _settings()
+    if task is not None and task not in ("binary_classification", "multiclass_classification",
+                                         "regression"):  # fmt: skip
+        raise typer.BadParameter(f"unknown task {task!r}", param_hint="--task")
+    cats = [c.strip() for c in (categorical or "").split(",") if c.strip()]
+    try:
+        if url:
+            options = {"target": target, "task": task, "categorical": cats,
+                       "positive_class": positive_class, "threshold": threshold}  # fmt: skip
+            out = register_remote(url, api_key, name, reference=reference, artifact=artifact,
+                                  manifest=manifest, holdout=holdout, options=options)  # fmt: skip
+            console.print(f"registered {out['name']} version {out.get('version')} at {url}")
+            return
+        reg = register_local(
+            settings.model_dir, name, reference=reference, target=target, artifact=artifact,
+            task=task, categorical=cats, holdout=holdout, manifest=manifest,  # type: ignore[arg-type]
+            positive_class=positive_class, threshold=threshold,
+            sample_rows=settings.reference_sample_rows,
+        )  # fmt: skip
+    except CommandError as exc:
+        console.print(f"[red]error:[/] {exc}", soft_wrap=True)
+        raise typer.Exit(2) from None
+    console.print(summary_table(reg))
+
+
+models_app = typer.Typer(help="The model catalogue in MODEL_DIR.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """Every model: version, task, artifact format, features, holdout figures."""
+    from mlobs.tools.register import list_table
+
+    console.print(list_table(_settings().model_dir))
+
+
+@models_app.command("show")
+def models_show(name: Annotated[str, typer.Argument(help="The model's name.")]) -> None:
+    """A model's manifest and holdout figures."""
+    from mlobs.tools.register import CommandError, show
+
+    try:
+        show(_settings().model_dir, name, console)
+    except CommandError as exc:
+        console.print(f"[red]error:[/] {exc}", soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
+@models_app.command("remove")
+def models_remove(
+    name: Annotated[str, typer.Argument(help="The model's name.")],
+    purge: Annotated[
+        bool, typer.Option(help="Also delete its history (predictions, windows, labels, alerts).")
+    ] = False,
+) -> None:
+    """Stop serving and monitoring a model and free its name; its open alerts are resolved.
+
+    Its history stays in the database unless --purge.
+    """
+    from mlobs.storage.model_catalog import RegistrationError, remove
+    from mlobs.tools.register import forget_history
+
+    settings = _settings()
+    try:
+        manifest = remove(settings.model_dir, name)
+    except RegistrationError as exc:
+        console.print(f"[red]error:[/] {exc}", soft_wrap=True)
+        raise typer.Exit(2) from None
+    resolved, purged = forget_history(settings.resolved_database_url, name, purge=purge)
+    console.print(
+        f"removed {name} (version {manifest.version}); {resolved} open alert(s) resolved"
+        + (f"; {purged} history row(s) deleted" if purge else "; its history is kept")
+    )
 
 
 @app.command()
@@ -322,7 +480,7 @@ def demo(
 
 @app.command()
 def report(
-    models: ModelsOpt = None,
+    models: CatalogModelsOpt = None,
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="File to write (default: stdout).")
     ] = None,
@@ -348,7 +506,7 @@ def report(
     if fmt not in ("html", "json"):
         raise typer.BadParameter(f"--format must be html or json, got {fmt!r}")
     settings = _settings()
-    names = _names(models)
+    names = (models or []) if url else _catalog_names(models, settings.model_dir)
     try:
         if url:
             content = from_api(url, names, api_key)

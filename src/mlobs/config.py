@@ -30,6 +30,18 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL of the prediction log. Default: SQLite file in DATA_DIR.",
     )
 
+    reference_sample_rows: int = Field(
+        10_000, ge=100, description="Rows of the reference kept with a registered model (Parquet)."
+    )
+    max_upload_bytes: int = Field(
+        512 * 1024 * 1024,
+        ge=1024,
+        description="Largest upload `POST /models` accepts (the artifact and the data files).",
+    )
+    catalog_poll_seconds: float = Field(
+        5.0, gt=0, description="How often each worker looks for a changed model catalogue."
+    )
+
     host: str = Field("127.0.0.1", description="Address `mlobs serve` binds to.")
     port: int = Field(8000, ge=1, le=65535, description="Port `mlobs serve` listens on.")
 
@@ -172,3 +184,6 @@ def configure_logging(level: str) -> None:
         force=True,
     )
     logging.getLogger("mlobs").setLevel(level)
+    # Libraries' progress lines (a line per migration step, per HTTP request) are noise at INFO.
+    for noisy in ("alembic", "httpx"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))

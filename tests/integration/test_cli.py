@@ -83,11 +83,11 @@ def test_scripts_wrap_the_cli(tmp_path: Path) -> None:
     assert (tmp_path / "fraud.parquet").is_file()
 
 
-def test_cli_model_names_match_the_models() -> None:
+def test_cli_demo_names_match_the_demo_catalogue() -> None:
     from mlobs import cli
-    from mlobs.models import MODEL_NAMES
+    from mlobs.data.demo_models import DEMO_NAMES
 
-    assert cli.MODEL_NAMES == MODEL_NAMES
+    assert cli.DEMO_NAMES == DEMO_NAMES
 
 
 def test_reference_profiles_are_frozen_at_training_and_rebuilt_by_setup_reference(

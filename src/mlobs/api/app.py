@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from prometheus_client import CollectorRegistry
 
 from mlobs import __version__
@@ -18,7 +18,9 @@ from mlobs.api.runtime import Runtime
 from mlobs.config import Settings, configure_logging
 
 DESCRIPTION = """
-Serves the fraud, price and churn models, logs every prediction, and exports Prometheus metrics.
+Serves the models of its catalogue (`MODEL_DIR`), logs every prediction, watches drift, data
+quality and performance, and exports Prometheus metrics. Each model has its own
+`POST /predict/<model>` whose body is that model's features.
 
 Every error body has one shape: `{"detail": [{"loc": [...], "msg": "...", "type": "..."}]}`,
 where `loc` names the field (and the record index, in a batch). A body that is not JSON text
@@ -76,11 +78,26 @@ def create_app(
     app.state.key_policy = policy
     errors.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    app.include_router(health.router)
-    app.include_router(predictions.build_router(policy, settings.max_batch_records))
-    app.include_router(monitoring.build_router(policy, settings.max_batch_records))
-    app.include_router(feedback.build_router(policy, settings.max_batch_records))
-    app.include_router(alerts.build_router(policy))
-    app.include_router(silences.build_router(policy))
-    app.include_router(web.router)
+    own_routes = list(app.router.routes)  # the OpenAPI document, /docs and /redoc
+
+    def mount(_: object = None) -> None:
+        """The routes for the current catalogue: per-model paths and bodies come from it. A new
+        list replaces the old in one assignment, so a request routes on one or the other."""
+        router = APIRouter()
+        router.include_router(health.router)
+        router.include_router(
+            predictions.build_router(policy, settings.max_batch_records, runtime.bodies)
+        )
+        router.include_router(
+            monitoring.build_router(policy, settings.max_batch_records, runtime.bodies)
+        )
+        router.include_router(feedback.build_router(policy, settings.max_batch_records))
+        router.include_router(alerts.build_router(policy))
+        router.include_router(silences.build_router(policy))
+        router.include_router(web.router)
+        app.router.routes = [*own_routes, *router.routes]
+        app.openapi_schema = None  # rebuilt from these routes at the next /openapi.json
+
+    mount()
+    runtime.catalog_listeners.append(mount)
     return app

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -14,7 +14,9 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
+from mlobs.api.bodies import ModelBodies
 from mlobs.config import Settings
+from mlobs.models.artifacts import catalog_signature
 from mlobs.models.registry import ModelRegistry
 from mlobs.monitoring.alerts import (
     LOWER_IS_BETTER,
@@ -22,6 +24,7 @@ from mlobs.monitoring.alerts import (
     AlertFilter,
     AlertManager,
     AlertRules,
+    task_performance_rule,
 )
 from mlobs.monitoring.drift_monitor import DriftConfig, DriftFlushError, DriftMonitor
 from mlobs.monitoring.metrics import Metrics
@@ -48,6 +51,13 @@ LATENCY_EVERY = 15.0
 RESEND_EVERY = 60.0
 
 
+def _versions(models: ModelRegistry) -> dict[str, str]:
+    """The version of each model of a catalogue: the loaded one's, else its manifest's."""
+    out = {n: m.version or "" for n, m in models.manifests.items()}
+    out.update({m.name: m.version for m in models})
+    return out
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -62,11 +72,16 @@ class Runtime:
     silences: Silencer
     notifier: Notifier
     performance: PerformanceMonitor
+    bodies: ModelBodies
     insert_process: InsertProcess | None = None
     window_process: WindowProcess | None = None
     models_ready: threading.Event = field(default_factory=threading.Event)
     startup_errors: list[str] = field(default_factory=list)
     profile_errors: dict[str, str] = field(default_factory=dict)
+    # Called (from the loader thread) after the catalogue changed: the app remounts its routes.
+    catalog_listeners: list[Callable[[ModelRegistry], None]] = field(default_factory=list)
+    _catalog_seen: tuple[tuple[str, int, int, int], ...] = ()
+    _adopting: threading.Lock = field(default_factory=threading.Lock)
     _stop: threading.Event = field(default_factory=threading.Event)
     _flusher: threading.Thread | None = None
     _latency_checked: float = 0.0
@@ -144,8 +159,12 @@ class Runtime:
             windows=window_process,
         )
         drift.listeners.append(alerts)
+        # The manifests are read now (the routes and request bodies come from them); the
+        # artifacts load in the background once the app starts.
+        catalog = ModelRegistry.catalog(Path(settings.model_dir))
+        alerts.model_names = tuple(catalog.names)
         service = PredictionService(
-            ModelRegistry.loading(),
+            catalog,
             metrics,
             plog,
             drift=drift,
@@ -175,7 +194,8 @@ class Runtime:
         performance.listeners.append(alerts)
         return cls(
             settings, registry, metrics, engine, repo, plog, service, drift, alerts, silencer,
-            notifier, performance, insert_process=writer, window_process=window_process,
+            notifier, performance, ModelBodies(catalog.manifests), insert_process=writer,
+            window_process=window_process,
         )  # fmt: skip
 
     def open_alerts(self) -> list[Alert]:
@@ -277,33 +297,73 @@ class Runtime:
 
     def _load_models(self) -> None:
         try:
-            self._load_models_inner()
+            self._catalog_seen = catalog_signature(Path(self.settings.model_dir))
+            self.adopt(ModelRegistry.load(Path(self.settings.model_dir)))
         except Exception as exc:  # never leave readiness hanging on an unexpected error
             msg = f"model loading failed: {type(exc).__name__}: {exc}"
             log.exception(msg)
             self.startup_errors.append(msg)
         finally:
             self.models_ready.set()
+        while not self._stop.wait(self.settings.catalog_poll_seconds):
+            try:
+                self.check_catalog()
+            except Exception as exc:  # a half-written folder, a full disk: the next poll retries
+                log.warning("catalogue reload failed: %s: %s", type(exc).__name__, exc)
 
-    def _load_models_inner(self) -> None:
-        loaded = ModelRegistry.load(Path(self.settings.model_dir))
-        for model in loaded:
-            self.metrics.model_loaded.labels(model.name, model.version).set(1)
-            # Both outcomes exist from the start (an error rate of 0 rather than no data).
-            for status in ("success", "error"):
-                self.metrics.predictions.labels(model.name, status)
-        for name, reason in loaded.errors.items():
-            log.warning("model %s not loaded: %s", name, reason)
-        for model in loaded:
-            self._load_profile(model.name, model.version)
-            holdout = model.metadata.holdout_metrics if model.metadata else {}
-            bound = self.alerts.rules_for(model.name).performance_bound(model.name, holdout)
-            if bound is not None:
-                direction = "above" if bound[0] in LOWER_IS_BETTER else "below"
-                self.metrics.performance_alert_bound.labels(model.name, bound[0], direction).set(
-                    bound[1]
-                )
-        self.service.models = loaded
+    def check_catalog(self) -> bool:
+        """Load the catalogue again when a model was registered, replaced or removed (each
+        worker polls every ``CATALOG_POLL_SECONDS``); True when it changed."""
+        seen = catalog_signature(Path(self.settings.model_dir))
+        if seen == self._catalog_seen:
+            return False
+        self.adopt(ModelRegistry.load(Path(self.settings.model_dir)))
+        self._catalog_seen = seen
+        return True
+
+    def adopt(self, loaded: ModelRegistry) -> None:
+        """Serve and watch ``loaded``: requests in flight finish on the models they started with;
+        a new or replaced version gets its reference profile (a new live window), a removed model
+        is no longer watched; the request bodies and routes follow (``catalog_listeners``)."""
+        before = {m.name: m.version for m in self.service.models}
+        with self._adopting:
+            for name, version in before.items():
+                now = loaded.models.get(name)
+                if now is None or now.version != version:
+                    self.metrics.model_loaded.remove(name, version)
+            for model in loaded:
+                self.metrics.model_loaded.labels(model.name, model.version).set(1)
+                # Both outcomes exist from the start (an error rate of 0 rather than no data).
+                for status in ("success", "error"):
+                    self.metrics.predictions.labels(model.name, status)
+            for name, reason in loaded.errors.items():
+                log.warning("model %s not loaded: %s", name, reason)
+            defaults = {}
+            for name, manifest in loaded.manifests.items():
+                served = loaded.models.get(name)
+                holdout = served.metadata.holdout_metrics if served and served.metadata else {}
+                rule = manifest.performance_rule
+                own = rule.model_dump(exclude_none=True) if rule else None
+                defaults[name] = task_performance_rule(manifest.task, holdout, own)
+            self.alerts.adopt_models(defaults)
+            for name in set(self.drift.model_names) - set(loaded.manifests):
+                self.drift.remove_profile(name)
+                self.profile_errors.pop(name, None)
+            watched = _versions(self.service.models)
+            for name, current in _versions(loaded).items():
+                if watched.get(name) != current or name not in self.drift.model_names:
+                    self._load_profile(name, current)
+            for model in loaded:
+                holdout = model.metadata.holdout_metrics if model.metadata else {}
+                bound = self.alerts.rules_for(model.name).performance_bound(model.name, holdout)
+                if bound is not None:
+                    direction = "above" if bound[0] in LOWER_IS_BETTER else "below"
+                    gauge = self.metrics.performance_alert_bound
+                    gauge.labels(model.name, bound[0], direction).set(bound[1])
+            self.bodies = ModelBodies(loaded.manifests)
+            self.service.models = loaded
+            for listener in self.catalog_listeners:
+                listener(loaded)
         log.info("models loaded: %s", ", ".join(loaded.models) or "none")
 
     def _load_profile(self, name: str, version: str) -> None:
@@ -320,6 +380,7 @@ class Runtime:
                 "%s: reference profile was built for version %s, model is %s",
                 name, profile.model_version, version,
             )  # fmt: skip
+        self.profile_errors.pop(name, None)
         self.drift.set_profile(profile)
 
     def stop(self) -> None:

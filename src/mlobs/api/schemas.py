@@ -1,5 +1,5 @@
-"""Request and response schemas. Feature schemas are built from the data set specs, so the API,
-the models and the generator cannot disagree on a feature's name, kind or domain."""
+"""Request and response schemas. The per-model feature bodies are built from the catalogue's
+manifests (``mlobs.api.bodies``); the bodies here take them as arguments."""
 
 from __future__ import annotations
 
@@ -7,10 +7,8 @@ import math
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from types import MappingProxyType
 from typing import Annotated, Any, Literal
 
-import numpy as np
 from pydantic import (
     AfterValidator,
     AwareDatetime,
@@ -23,89 +21,27 @@ from pydantic import (
     create_model,
 )
 
-from mlobs.data.generator import DATASETS
-from mlobs.data.schema import DatasetSpec, FeatureSpec
+from mlobs.models.manifest import NAME_PATTERN
+from mlobs.models.schema import FeatureKind, Task
 from mlobs.monitoring.records import PredictionRecord
 
-ModelName = Literal["fraud", "price", "churn"]
-FLOAT32_MAX = float(np.finfo(np.float32).max)
-MAX_CATEGORY_LENGTH = 200
 # No NUL characters: PostgreSQL's text and JSONB cannot store them, and no real value has one.
 NO_NUL = r"^[^\x00]*$"
-
-
-def _whole(v: float | None) -> float | None:
-    if v is not None and not float(v).is_integer():
-        raise ValueError("must be a whole number")
-    return v
-
-
-def _field(f: FeatureSpec) -> Any:
-    if f.kind == "categorical":
-        return Annotated[
-            str | None,
-            Field(
-                strict=True,
-                max_length=MAX_CATEGORY_LENGTH,
-                pattern=NO_NUL,
-                description=(
-                    f"{f.description}. Known: {', '.join(f.categories)}; any other string is "
-                    "accepted and treated as unseen. null = missing."
-                ),
-                examples=[f.example],
-            ),
-        ]
-    # Constraints sit on the number itself so OpenAPI shows them inside anyOf[number, null].
-    # The tree models compute in 32-bit floats: a larger magnitude would reach them as infinity,
-    # so the physical domain is also cut to that range.
-    number = Annotated[
-        float,
-        Field(
-            strict=True,
-            allow_inf_nan=False,
-            ge=max(f.minimum, -FLOAT32_MAX) if f.minimum is not None else -FLOAT32_MAX,
-            le=min(f.maximum, FLOAT32_MAX) if f.maximum is not None else FLOAT32_MAX,
-            json_schema_extra={"multipleOf": 1} if f.integer else None,
-        ),
-    ]
-    parts: list[Any] = [
-        Field(
-            description=f"{f.description}{' (whole number)' if f.integer else ''}. null = missing.",
-            examples=[f.example],
-        )
-    ]
-    if f.integer:
-        parts.append(AfterValidator(_whole))
-    return Annotated[(number | None, *parts)]
-
-
-def features_model(spec: DatasetSpec) -> type[BaseModel]:
-    """A pydantic model of one prediction request: every feature key required, null allowed."""
-    fields: dict[str, Any] = {f.name: (_field(f), ...) for f in spec.features}
-    return create_model(
-        f"{spec.name.capitalize()}Features",
-        __config__=ConfigDict(
-            extra="forbid",
-            json_schema_extra={"examples": [spec.example()]},
-            title=f"{spec.name.capitalize()}Features",
-        ),
-        __doc__=f"{spec.description} Every key is required; null means missing.",
-        **fields,
-    )
-
-
-FEATURE_MODELS: Mapping[str, type[BaseModel]] = MappingProxyType(
-    {name: features_model(spec) for name, spec in DATASETS.items()}
-)
+# A model of the catalogue; an unknown one is a 404.
+ModelName = Annotated[
+    str, Field(pattern=NAME_PATTERN, description="A model of the catalogue.", examples=["fraud"])
+]
 
 
 class PredictionOut(BaseModel):
     """One prediction."""
 
     prediction_id: str = Field(description="UUID; use it to read the prediction or send feedback.")
-    model_name: str = Field(description="fraud, price or churn.")
+    model_name: str = Field(description="A model of the catalogue.")
     model_version: str
-    prediction: int | float = Field(description="Class (0/1) for fraud and churn; price for price.")
+    prediction: int | float = Field(
+        description="The class (0/1) of a binary classifier; a regressor's value."
+    )
     probability: float | None = Field(
         None, description="Positive-class probability (classifiers only)."
     )
@@ -136,8 +72,23 @@ class LoggedPredictionOut(PredictionOut):
         return cls(**base, features=dict(r.features), latency_ms=r.latency_ms)
 
 
+def _example(models: Mapping[str, type[BaseModel]]) -> dict[str, Any]:
+    """A ``{model_name, records}`` example: the first model's example row."""
+    if not models:
+        return {"model_name": "fraud", "records": [{}]}
+    name, model = next(iter(models.items()))
+    extra = model.model_config.get("json_schema_extra")
+    rows = extra.get("examples") if isinstance(extra, dict) else None
+    return {"model_name": name, "records": [rows[0] if isinstance(rows, list) and rows else {}]}
+
+
 def _records_by_model(
-    *, min_items: int, max_items: int, optional: bool, description: str, example: dict[str, Any]
+    *,
+    models: Mapping[str, type[BaseModel]],
+    min_items: int,
+    max_items: int,
+    optional: bool,
+    description: str,
 ) -> Callable[[dict[str, Any]], None]:
     """A ``json_schema_extra`` that documents a ``{model_name, records}`` body as one variant per
     model, whose records are that model's feature objects. The route checks the records against
@@ -148,9 +99,9 @@ def _records_by_model(
     def variants(schema: dict[str, Any]) -> None:
         for key in ("type", "properties", "required", "additionalProperties"):
             schema.pop(key, None)
-        schema["examples"] = [example]
+        schema["examples"] = [_example(models)]
         schema["oneOf"] = []
-        for name, model in FEATURE_MODELS.items():
+        for name, model in models.items():
             rows = {
                 "type": "array",
                 "minItems": min_items,
@@ -181,9 +132,12 @@ class BatchRequestBase(BaseModel):
     records: list[dict[str, Any]]
 
 
-def batch_request_model(max_records: int) -> type[BatchRequestBase]:
+def batch_request_model(
+    max_records: int, models: Mapping[str, type[BaseModel]]
+) -> type[BatchRequestBase]:
     """The batch request; records are checked against ``model_name``'s schema by the route."""
     documented = _records_by_model(
+        models=models,
         min_items=1,
         max_items=max_records,
         optional=False,
@@ -192,7 +146,6 @@ def batch_request_model(max_records: int) -> type[BatchRequestBase]:
             "record rejects the batch with a 422 whose loc names it: "
             '["body", "records", <index>, <feature>].'
         ),
-        example={"model_name": "fraud", "records": [DATASETS["fraud"].example()]},
     )
 
     class BatchRequest(BatchRequestBase):
@@ -212,7 +165,8 @@ class BatchOut(BaseModel):
 
 class FeatureOut(BaseModel):
     name: str
-    kind: Literal["numeric", "categorical"]
+    kind: FeatureKind
+    nullable: bool = True
     description: str
     integer: bool
     minimum: float | None
@@ -226,7 +180,7 @@ class FeatureOut(BaseModel):
 class ModelOut(BaseModel):
     name: str
     loaded: bool
-    task: Literal["classification", "regression"]
+    task: Task | None = Field(None, description="None when the manifest is unreadable.")
     algorithm: str | None = None
     version: str | None = None
     trained_at: str | None = None
@@ -291,9 +245,12 @@ class RecordsCheckIn(BaseModel):
     records: list[dict[str, Any]] | None = None
 
 
-def records_check_model(max_records: int) -> type[RecordsCheckIn]:
+def records_check_model(
+    max_records: int, models: Mapping[str, type[BaseModel]]
+) -> type[RecordsCheckIn]:
     """The body of the drift and quality checks; records are checked like a batch's."""
     documented = _records_by_model(
+        models=models,
         min_items=1,
         max_items=max_records,
         optional=True,
@@ -301,7 +258,6 @@ def records_check_model(max_records: int) -> type[RecordsCheckIn]:
             f"1 to {max_records} feature objects of the model named by model_name; omit (or "
             "null) to check the model's live window."
         ),
-        example={"model_name": "fraud", "records": [DATASETS["fraud"].example()]},
     )
 
     class CheckRequest(RecordsCheckIn):
@@ -317,9 +273,10 @@ def records_check_model(max_records: int) -> type[RecordsCheckIn]:
 REFERENCE_MIN_ROWS = 100
 
 
-def reference_model(model_name: str, max_records: int) -> type[BaseModel]:
+def reference_model(
+    model_name: str, max_records: int, features: type[BaseModel]
+) -> type[BaseModel]:
     """The body that replaces ``model_name``'s reference profile: its feature objects."""
-    features = FEATURE_MODELS[model_name]
     return create_model(
         f"{features.__name__}Reference",
         __config__=ConfigDict(extra="forbid"),
@@ -556,8 +513,8 @@ Actual = Annotated[
     AfterValidator(_finite_number),
     Field(
         description=(
-            "The ground truth: 0/1 or false/true for the classifiers (fraud, churn), "
-            "the sale price (a positive number) for price."
+            "The ground truth: 0/1 or false/true for a binary classifier, a finite number for a "
+            "regressor."
         )
     ),
 ]

@@ -1,4 +1,5 @@
-"""Seeded synthetic data for the three models, with drift injection on demand."""
+"""The demo catalogue: seeded synthetic data for the fraud, price and churn models, drift injection
+on demand, and the recipe that trains each model."""
 
 from mlobs.data.generator import (
     DATASETS,
@@ -6,6 +7,5 @@ from mlobs.data.generator import (
     generate,
     inject_drift,
 )
-from mlobs.data.schema import DatasetSpec, FeatureSpec
 
-__all__ = ["DATASETS", "DatasetSpec", "DriftSpec", "FeatureSpec", "generate", "inject_drift"]
+__all__ = ["DATASETS", "DriftSpec", "generate", "inject_drift"]

@@ -20,7 +20,7 @@ from types import MappingProxyType
 import numpy as np
 import pandas as pd
 
-from mlobs.data.schema import DatasetSpec, FeatureSpec
+from mlobs.models.schema import FeatureSpec, ModelSchema
 
 Rng = np.random.Generator
 
@@ -30,9 +30,9 @@ UNSEEN_PREFIX = "unseen_"
 
 # --------------------------------------------------------------------------------------- schemas
 
-FRAUD = DatasetSpec(
+FRAUD = ModelSchema(
     name="fraud",
-    task="classification",
+    task="binary_classification",
     target="is_fraud",
     description="Card transactions; the target is whether the transaction was fraudulent.",
     features=(
@@ -120,7 +120,7 @@ FRAUD = DatasetSpec(
     ),
 )
 
-PRICE = DatasetSpec(
+PRICE = ModelSchema(
     name="price",
     task="regression",
     target="price",
@@ -217,9 +217,9 @@ PRICE = DatasetSpec(
     ),
 )
 
-CHURN = DatasetSpec(
+CHURN = ModelSchema(
     name="churn",
-    task="classification",
+    task="binary_classification",
     target="churned",
     description="Subscription customers; the target is whether the customer left.",
     features=(
@@ -299,7 +299,7 @@ CHURN = DatasetSpec(
     ),
 )
 
-DATASETS: Mapping[str, DatasetSpec] = MappingProxyType(
+DATASETS: Mapping[str, ModelSchema] = MappingProxyType(
     {"fraud": FRAUD, "price": PRICE, "churn": CHURN}
 )
 
@@ -410,7 +410,7 @@ class DriftSpec:
         raise KeyError(dataset)
 
 
-def inject_drift(df: pd.DataFrame, spec: DatasetSpec, drift: DriftSpec, seed: int) -> pd.DataFrame:
+def inject_drift(df: pd.DataFrame, spec: ModelSchema, drift: DriftSpec, seed: int) -> pd.DataFrame:
     """A copy of ``df`` with ``drift``'s covariate changes applied (labels are left as they are).
 
     Shifted values are clipped to each feature's physical domain and rounded where it is integer.
@@ -422,7 +422,7 @@ def inject_drift(df: pd.DataFrame, spec: DatasetSpec, drift: DriftSpec, seed: in
     return out
 
 
-def _shift_features(df: pd.DataFrame, spec: DatasetSpec, drift: DriftSpec, rng: Rng) -> None:
+def _shift_features(df: pd.DataFrame, spec: ModelSchema, drift: DriftSpec, rng: Rng) -> None:
     for name in set(drift.mean_shift) | set(drift.scale):
         f = spec.feature(name)
         if f.kind != "numeric":
@@ -461,7 +461,7 @@ def _fit_domain(x: np.ndarray, f: FeatureSpec) -> np.ndarray:
     return np.round(x) if f.integer else x
 
 
-def _blank(df: pd.DataFrame, spec: DatasetSpec, shares: Mapping[str, float], rng: Rng) -> None:
+def _blank(df: pd.DataFrame, spec: ModelSchema, shares: Mapping[str, float], rng: Rng) -> None:
     for name, share in shares.items():
         spec.feature(name)
         hit = rng.random(len(df)) < share

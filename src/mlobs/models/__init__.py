@@ -1,24 +1,27 @@
-"""The three models, their shared base, artifacts and registry."""
+"""Models: their schema, the algorithms mlobs trains and loads, artifacts and the loaded set."""
 
-from mlobs.models.artifacts import MODEL_CLASSES, MODEL_NAMES, is_saved, load_model, save_model
+from mlobs.models.artifacts import ALGORITHMS, is_saved, load_model, model_names, save_model
 from mlobs.models.base import BatchPrediction, ModelMetadata, Prediction, TabularModel
-from mlobs.models.churn_predictor import ChurnPredictor
-from mlobs.models.fraud_detector import FraudDetector
-from mlobs.models.price_predictor import PricePredictor
+from mlobs.models.forest_model import RandomForestModel
+from mlobs.models.lightgbm_model import LightGBMModel
 from mlobs.models.registry import ModelRegistry
+from mlobs.models.schema import FeatureSpec, ModelSchema
+from mlobs.models.xgboost_model import XGBoostModel
 
 __all__ = [
-    "MODEL_CLASSES",
-    "MODEL_NAMES",
+    "ALGORITHMS",
     "BatchPrediction",
-    "ChurnPredictor",
-    "FraudDetector",
+    "FeatureSpec",
+    "LightGBMModel",
     "ModelMetadata",
     "ModelRegistry",
+    "ModelSchema",
     "Prediction",
-    "PricePredictor",
+    "RandomForestModel",
     "TabularModel",
+    "XGBoostModel",
     "is_saved",
     "load_model",
+    "model_names",
     "save_model",
 ]

@@ -1,8 +1,9 @@
-"""The base of the three models: schema, preprocessing, training with a holdout, metadata, inference.
+"""The base of the models that mlobs encodes for: schema, preprocessing, training with a holdout,
+metadata, inference.
 
 A subclass names its algorithm and implements four small hooks (fit the estimator, predict raw
 scores from an encoded matrix, and turn the estimator into bytes and back); everything else,
-including the single-row fast path, lives here once.
+including the single-row fast path, lives here once. The schema comes from the model's manifest.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import importlib
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, ClassVar
 
@@ -21,8 +22,8 @@ import pandas as pd
 from sklearn import metrics as skm
 from sklearn.model_selection import train_test_split
 
-from mlobs.data.schema import DatasetSpec, Task
 from mlobs.models.preprocessing import FeatureSchema
+from mlobs.models.schema import ModelSchema, Task
 from mlobs.stats.estimation import (
     Calibrator,
     estimate_classification_metrics,
@@ -35,6 +36,10 @@ FloatArray = np.ndarray
 # The share of a classifier's training split held out of fitting to calibrate its probabilities
 # (and to tune its decision threshold).
 CALIBRATION_SHARE = 0.2
+# Options of mlobs's own, kept in ``params`` (and so in the metadata) but never passed to a library:
+# ``tune_threshold`` picks the F1-best decision threshold on the calibration slice instead of 0.5
+# (rare positives); ``log_target`` fits a regressor on log(target).
+OPTIONS = ("tune_threshold", "log_target")
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,19 @@ class ModelMetadata:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ModelMetadata:
         return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+
+    @classmethod
+    def registered(cls, name: str, algorithm: str, version: str, threshold: float) -> ModelMetadata:
+        """Metadata of a model registered without any: nothing known of its training."""
+        return cls(
+            model_name=name, algorithm=algorithm, version=version, trained_at="", train_rows=0,
+            holdout_rows=0, holdout_metrics={}, data_hash="", params={}, library_versions={},
+            decision_threshold=threshold,
+        )  # fmt: skip
+
+    def with_version(self, version: str, threshold: float) -> ModelMetadata:
+        """The same metadata under the manifest's version and decision threshold."""
+        return replace(self, version=version, decision_threshold=threshold)
 
 
 @dataclass(frozen=True)
@@ -142,7 +160,7 @@ def regression_metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
 
 
 class TabularModel(ABC):
-    """A trained (or trainable) model over one data set.
+    """A trained (or trainable) model over one schema.
 
     Subclasses set ``algorithm``, ``artifact_suffix`` and ``impute``, and implement the hooks.
     Inference is single-threaded: on a busy two-core machine OpenMP threads cost more than they gain.
@@ -151,17 +169,18 @@ class TabularModel(ABC):
     algorithm: ClassVar[str]
     artifact_suffix: ClassVar[str]
     impute: ClassVar[bool] = False
-    # Rare positives: pick the decision threshold that maximises F1 on a validation slice of the
-    # training split instead of 0.5, which would flag almost nothing.
-    tune_threshold: ClassVar[bool] = False
     default_params: ClassVar[Mapping[str, Any]] = {}
     libraries: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, spec: DatasetSpec, params: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, spec: ModelSchema, params: Mapping[str, Any] | None = None) -> None:
         self.spec = spec
         self.params: dict[str, Any] = {**self.default_params, **(params or {})}
         self.schema: FeatureSchema | None = None
         self.metadata: ModelMetadata | None = None
+        # A binary classifier's positive class, where the artifact's own classes name it.
+        self.positive_class: Any = None
+        # The performance_degradation rule its manifest states (None: its task's default).
+        self.performance_rule: Mapping[str, Any] | None = None
 
     @property
     def name(self) -> str:
@@ -177,7 +196,24 @@ class TabularModel(ABC):
 
     @property
     def is_classifier(self) -> bool:
-        return self.spec.task == "classification"
+        return self.spec.task != "regression"
+
+    @property
+    def tune_threshold(self) -> bool:
+        return bool(self.params.get("tune_threshold", False))
+
+    def artifact_feature_names(self) -> list[str] | None:
+        """The input columns the loaded artifact names, in its order; None where it names none."""
+        return None
+
+    def artifact_categories(self) -> dict[str, list[str] | None] | None:
+        """The features the loaded artifact treats as categories, with the categories it stores
+        (in code order) or None; None when the artifact declares no feature types."""
+        return None
+
+    def library_params(self, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
+        """``params`` without mlobs's own options and the names in ``exclude``."""
+        return {k: v for k, v in self.params.items() if k not in OPTIONS and k not in exclude}
 
     # ------------------------------------------------------------------ hooks
 

@@ -1,4 +1,4 @@
-"""Churn prediction: a scikit-learn RandomForest, saved with skops, served through Treelite.
+"""scikit-learn random forests over a model's schema, saved with skops, served through Treelite.
 
 scikit-learn's ``predict_proba`` costs about 7-10 ms for a single row; Treelite's GTIL gives the
 same probabilities in about 0.15 ms (see ``tree_runtime``). Batches larger than ``SMALL_BATCH``
@@ -13,15 +13,15 @@ from typing import Any, ClassVar
 import numpy as np
 from sklearn.ensemble import RandomForestClassifier
 
-from mlobs.data.generator import CHURN
 from mlobs.models.base import FloatArray, TabularModel
+from mlobs.models.schema import ModelSchema
 from mlobs.models.tree_runtime import SMALL_BATCH, CompiledTrees
 
-# The only types a churn artifact may contain besides skops' defaults.
+# The only types a forest artifact may contain besides skops' defaults.
 _TRUSTED = ["sklearn.tree._tree.Tree"]
 
 
-class ChurnPredictor(TabularModel):
+class RandomForestModel(TabularModel):
     """RandomForest on imputed, ordinal-coded features (Treelite cannot follow NaN branches)."""
 
     algorithm: ClassVar[str] = "random_forest"
@@ -37,33 +37,33 @@ class ChurnPredictor(TabularModel):
         "max_features": "sqrt",
     }
 
-    def __init__(self, params: Mapping[str, Any] | None = None) -> None:
-        super().__init__(CHURN, params)
+    def __init__(self, spec: ModelSchema, params: Mapping[str, Any] | None = None) -> None:
+        super().__init__(spec, params)
         self._forest: RandomForestClassifier | None = None
         self._compiled: CompiledTrees | None = None
 
     def _fit_estimator(self, x: FloatArray, y: np.ndarray, seed: int) -> None:
-        forest = RandomForestClassifier(**self.params, random_state=seed, n_jobs=2)
+        forest = RandomForestClassifier(**self.library_params(), random_state=seed, n_jobs=2)
         forest.fit(x, y)
         forest.n_jobs = 1
         self._set_forest(forest)
 
     def _set_forest(self, forest: RandomForestClassifier) -> None:
         if list(forest.classes_) != [0, 1]:
-            raise ValueError(f"churn forest must have classes [0, 1], has {forest.classes_}")
+            raise ValueError(f"the forest must have classes [0, 1], has {forest.classes_}")
         self._forest = forest
         self._compiled = CompiledTrees.from_sklearn(forest)
 
     def _raw_predict(self, x: FloatArray) -> FloatArray:
         if self._compiled is None:
-            raise RuntimeError("churn model is not trained")
+            raise RuntimeError(f"model {self.name!r} is not trained")
         if len(x) <= SMALL_BATCH or self._forest is None:
             return self._compiled.predict(x)
         return np.asarray(self._forest.predict_proba(x)[:, 1], dtype=np.float64)
 
     def estimator_bytes(self) -> bytes:
         if self._forest is None:
-            raise RuntimeError("churn model is not trained")
+            raise RuntimeError(f"model {self.name!r} is not trained")
         import skops.io as sio  # slow to import (~2 s): only when saving or loading
 
         return bytes(sio.dumps(self._forest))
@@ -74,5 +74,5 @@ class ChurnPredictor(TabularModel):
         untrusted = sio.get_untrusted_types(data=data)
         unexpected = sorted(set(untrusted) - set(_TRUSTED))
         if unexpected:
-            raise ValueError(f"churn artifact holds types that are not trusted: {unexpected}")
+            raise ValueError(f"forest artifact holds types that are not trusted: {unexpected}")
         self._set_forest(sio.loads(data, trusted=_TRUSTED))

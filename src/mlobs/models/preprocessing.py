@@ -2,7 +2,8 @@
 
 Encoding (the same for a frame and for one record, so batch and single-row predictions agree):
 
-- numeric: the value as float; missing is NaN, or the training median when the model cannot take NaN;
+- numeric and boolean: the value as float (true is 1); missing is NaN, or the training median
+  when the model cannot take NaN;
 - categorical: the index of the category among those seen in training; a category never seen in
   training gets the extra "other/unseen" code ``len(categories)``; missing is NaN, or the further
   code ``len(categories) + 1`` when the model cannot take NaN.
@@ -21,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlobs.data.schema import DatasetSpec, FeatureSpec
+from mlobs.models.schema import FeatureSpec, ModelSchema
 
 FloatArray = np.ndarray
 
@@ -38,14 +39,14 @@ class FeatureSchema:
         impute: fill missing values instead of passing NaN (for models that cannot split on NaN).
     """
 
-    spec: DatasetSpec
+    spec: ModelSchema
     categories: Mapping[str, tuple[str, ...]]
     ranges: Mapping[str, tuple[float, float]]
     medians: Mapping[str, float]
     impute: bool = False
 
     @classmethod
-    def fit(cls, spec: DatasetSpec, df: pd.DataFrame, *, impute: bool = False) -> FeatureSchema:
+    def fit(cls, spec: ModelSchema, df: pd.DataFrame, *, impute: bool = False) -> FeatureSchema:
         categories: dict[str, tuple[str, ...]] = {}
         ranges: dict[str, tuple[float, float]] = {}
         medians: dict[str, float] = {}
@@ -62,6 +63,13 @@ class FeatureSchema:
                 medians[f.name] = float(np.median(x))
         return cls(spec, categories, ranges, medians, impute)
 
+    @classmethod
+    def declared(cls, spec: ModelSchema) -> FeatureSchema:
+        """The encoding a manifest declares: category codes in the manifest's order, missing
+        values passed on as NaN (for an artifact trained outside mlobs)."""
+        categories = {f.name: tuple(f.categories) for f in spec.features if f.kind == "categorical"}
+        return cls(spec, categories, {}, {}, impute=False)
+
     @property
     def feature_names(self) -> list[str]:
         return self.spec.feature_names
@@ -76,7 +84,7 @@ class FeatureSchema:
         out = np.empty((len(df), len(self.spec.features)), dtype=np.float64)
         for j, f in enumerate(self.spec.features):
             col = df[f.name]
-            if f.kind == "numeric":
+            if f.kind != "categorical":
                 x = pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
                 if self.impute:
                     x = np.where(np.isnan(x), self.medians[f.name], x)
@@ -124,7 +132,7 @@ class FeatureSchema:
         if plan is None:
             plan = []
             for f in self.spec.features:
-                if f.kind == "numeric":
+                if f.kind != "categorical":
                     fill = self.medians[f.name] if self.impute else math.nan
                     plan.append((f.name, None, fill))
                 else:
@@ -157,7 +165,7 @@ class FeatureSchema:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> FeatureSchema:
         return cls(
-            spec=DatasetSpec.from_dict(d["spec"]),
+            spec=ModelSchema.from_dict(d["spec"]),
             categories={k: tuple(v) for k, v in d["categories"].items()},
             ranges={k: (float(v[0]), float(v[1])) for k, v in d["ranges"].items()},
             medians={k: float(v) for k, v in d["medians"].items()},

@@ -1,39 +1,69 @@
-"""The set of loaded models a service works with, passed in rather than held globally."""
+"""The catalogue a service works with: every model folder's manifest, and the models loaded from
+them. Passed in rather than held globally."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlobs.errors import ModelNotLoaded, NotFound
-from mlobs.models.artifacts import MODEL_NAMES, load_model
+from mlobs.models.artifacts import load_model, model_names, read_manifest
 from mlobs.models.base import TabularModel
+from mlobs.models.manifest import Manifest
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
 class ModelRegistry:
-    """Loaded models by name, and why the others did not load."""
+    """Manifests by name, the loaded models, and why the others did not load.
+
+    ``manifests`` holds every model whose manifest reads (the API's schemas come from it);
+    ``models`` the loaded ones; ``errors`` a reason for each model that is not loaded (a model
+    with no artifact, "monitor-only", has a manifest and no model).
+    """
 
     models: dict[str, TabularModel] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    manifests: dict[str, Manifest] = field(default_factory=dict)
 
     @classmethod
-    def loading(cls, names: tuple[str, ...] = MODEL_NAMES) -> ModelRegistry:
-        """The registry before loading finishes: every model answers "loading" (a 503)."""
-        return cls(errors=dict.fromkeys(names, "loading"))
-
-    @classmethod
-    def load(cls, model_dir: Path, names: tuple[str, ...] = MODEL_NAMES) -> ModelRegistry:
-        """Load every named model that can be loaded; record the reason for each that cannot."""
+    def catalog(cls, model_dir: Path) -> ModelRegistry:
+        """The manifests, read at once (no artifact loaded): every model answers "loading"."""
         reg = cls()
-        for name in names:
+        for name in model_names(model_dir):
+            try:
+                reg.manifests[name] = read_manifest(Path(model_dir) / name)
+                reg.errors[name] = "loading"
+            except Exception as exc:
+                reg.errors[name] = f"unreadable manifest: {type(exc).__name__}: {exc}"
+        return reg
+
+    @classmethod
+    def load(cls, model_dir: Path, names: list[str] | None = None) -> ModelRegistry:
+        """Load every model that can be loaded; record the reason for each that cannot."""
+        reg = cls()
+        for name in model_names(model_dir) if names is None else names:
+            folder = Path(model_dir) / name
+            try:
+                reg.manifests[name] = manifest = read_manifest(folder)
+            except FileNotFoundError:
+                reg.errors[name] = f"not found: no manifest under {folder}"
+                continue
+            except Exception as exc:
+                reg.errors[name] = f"unreadable manifest: {type(exc).__name__}: {exc}"
+                continue
+            if manifest.artifact is None:
+                reg.errors[name] = "monitor-only: no artifact to serve"
+                continue
             try:
                 reg.models[name] = load_model(model_dir, name)
-            except FileNotFoundError:
-                reg.errors[name] = f"not trained: no artifacts under {Path(model_dir) / name}"
+            except FileNotFoundError as exc:
+                reg.errors[name] = f"artifact missing: {exc}"
             except Exception as exc:  # a library's own error (LightGBMError, ...) included
-                reg.errors[name] = f"unreadable artifacts: {type(exc).__name__}: {exc}"
+                reg.errors[name] = f"unreadable artifact: {type(exc).__name__}: {exc}"
         return reg
 
     def get(self, name: str) -> TabularModel:
@@ -44,9 +74,12 @@ class ModelRegistry:
             raise ModelNotLoaded(name, self.errors[name])
         raise NotFound("model", name)
 
+    def __contains__(self, name: object) -> bool:
+        return name in self.manifests or name in self.errors
+
     @property
     def names(self) -> list[str]:
-        return list(MODEL_NAMES)
+        return sorted({*self.manifests, *self.models, *self.errors})
 
     @property
     def all_loaded(self) -> bool:

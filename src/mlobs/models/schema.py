@@ -1,7 +1,7 @@
-"""What a data set looks like: its features, their kinds and physical domains, and its target.
+"""What a model takes and predicts: its features, their kinds and physical domains, its target and task.
 
-The generator owns these definitions; models copy them into their artifacts and add what training saw
-(categories, ranges), so a served model never depends on the generator's code.
+A model's manifest is read into a ``ModelSchema``; the API builds request bodies from it, the
+monitoring profiles its features by it, and the demo generator declares its data sets with it.
 """
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-FeatureKind = Literal["numeric", "categorical"]
-Task = Literal["classification", "regression"]
+FeatureKind = Literal["numeric", "categorical", "boolean"]
+Task = Literal["binary_classification", "multiclass_classification", "regression"]
+TASKS: tuple[Task, ...] = ("binary_classification", "multiclass_classification", "regression")
 
 
 @dataclass(frozen=True)
@@ -20,13 +21,14 @@ class FeatureSpec:
 
     Attributes:
         name: column name and JSON key.
-        kind: ``numeric`` or ``categorical``.
+        kind: ``numeric``, ``categorical`` or ``boolean``.
         description: one line for OpenAPI and reports.
         integer: numeric values must be whole numbers (an hour, a count).
         minimum, maximum: the physical domain (inclusive); a value outside it is invalid input.
         categories: for categorical features, the values the generator produces. Any other string is
             accepted at serving time and treated as unseen.
         example: a typical value, used in OpenAPI examples.
+        nullable: null (missing) is accepted.
     """
 
     name: str
@@ -37,6 +39,7 @@ class FeatureSpec:
     maximum: float | None = None
     categories: tuple[str, ...] = ()
     example: Any = None
+    nullable: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -48,6 +51,7 @@ class FeatureSpec:
             "maximum": self.maximum,
             "categories": list(self.categories),
             "example": self.example,
+            "nullable": self.nullable,
         }
 
     @classmethod
@@ -61,12 +65,15 @@ class FeatureSpec:
             maximum=d.get("maximum"),
             categories=tuple(d.get("categories", ())),
             example=d.get("example"),
+            nullable=bool(d.get("nullable", True)),
         )
 
     def check(self, value: Any) -> str | None:
         """Why ``value`` is invalid for this feature, or None when it is valid (None itself is valid)."""
         if value is None:
-            return None
+            return None if self.nullable else "must not be null"
+        if self.kind == "boolean":
+            return None if isinstance(value, bool) else "must be true, false or null"
         if self.kind == "categorical":
             return None if isinstance(value, str) else "must be a string or null"
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -84,7 +91,7 @@ class FeatureSpec:
 
 
 @dataclass(frozen=True)
-class DatasetSpec:
+class ModelSchema:
     """A data set: its features in model order, the target column and the learning task."""
 
     name: str
@@ -124,7 +131,7 @@ class DatasetSpec:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> DatasetSpec:
+    def from_dict(cls, d: dict[str, Any]) -> ModelSchema:
         return cls(
             name=d["name"],
             task=d["task"],

@@ -138,17 +138,18 @@ class AlertRules:
     latency_p99_seconds: float = 0.5
     latency_severity: Severity = "warning"
     resolve_after: int = 3
-    # performance_degradation: a metric and a bound. Unset, the model's shipped default applies
-    # (SHIPPED_PERFORMANCE_RULES), else the seed's global ``accuracy < 0.8``. The bound is
-    # absolute (``performance_threshold``) or relative to the holdout figure: ``holdout - delta``
-    # for a higher-is-better metric (``+ delta`` for a lower-is-better one), or ``holdout x
-    # factor``.
+    # performance_degradation: a metric and a bound. Unset, the model's default applies
+    # (``default_performance_rule``: its manifest's rule, else its task's, see
+    # ``task_performance_rule``), else the seed's global ``accuracy < 0.8``. The bound is
+    # absolute (``threshold``) or relative to the holdout figure: ``holdout - delta`` for a
+    # higher-is-better metric (``+ delta`` for a lower-is-better one), or ``holdout x factor``.
     performance_metric: str | None = None
     performance_threshold: float | None = None
     performance_holdout_delta: float | None = None
     performance_holdout_factor: float | None = None
     performance_severity: Severity = "warning"
     concept_severity: Severity = "warning"
+    default_performance_rule: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if not 0 < self.drift_warning_share <= self.drift_critical_share <= 1:
@@ -226,7 +227,7 @@ class AlertRules:
         )  # fmt: skip
         rule: Mapping[str, Any]
         if any(v is not None for v in own):
-            base = SHIPPED_PERFORMANCE_RULES.get(model_name, GLOBAL_PERFORMANCE_RULE)
+            base = self.default_performance_rule or GLOBAL_PERFORMANCE_RULE
             metric = self.performance_metric or base["metric"]
             rule = {"metric": metric}
             if self.performance_threshold is not None:
@@ -240,7 +241,7 @@ class AlertRules:
             else:
                 return None  # a metric without a bound: nothing to judge
         else:
-            rule = SHIPPED_PERFORMANCE_RULES.get(model_name, GLOBAL_PERFORMANCE_RULE)
+            rule = self.default_performance_rule or GLOBAL_PERFORMANCE_RULE
         metric = str(rule["metric"])
         if "threshold" in rule:
             return metric, float(rule["threshold"])
@@ -290,13 +291,27 @@ class AlertRules:
 
 # Lower-is-better performance metrics (the rest are higher-is-better).
 LOWER_IS_BETTER = frozenset({"mae", "rmse", "mape", "log_loss"})
-# The seed's global default, and the shipped per-model defaults relative to the holdout figure.
+# The seed's global default, and the defaults by task, relative to the holdout figure.
 GLOBAL_PERFORMANCE_RULE: Mapping[str, Any] = {"metric": "accuracy", "threshold": 0.8}
-SHIPPED_PERFORMANCE_RULES: Mapping[str, Mapping[str, Any]] = {
-    "fraud": {"metric": "roc_auc", "delta": 0.05},
-    "churn": {"metric": "accuracy", "delta": 0.05},
-    "price": {"metric": "mae", "factor": 1.25},
+TASK_PERFORMANCE_RULES: Mapping[str, Mapping[str, Any]] = {
+    "binary_classification": {"metric": "roc_auc", "delta": 0.05},
+    "multiclass_classification": {"metric": "accuracy", "delta": 0.05},
+    "regression": {"metric": "mae", "factor": 1.25},
 }
+
+
+def task_performance_rule(
+    task: str, holdout: Mapping[str, float], own: Mapping[str, Any] | None = None
+) -> Mapping[str, Any] | None:
+    """A model's default ``performance_degradation`` rule: its manifest's own (``own``), else its
+    task's relative to the holdout figure; a classifier without that figure falls back to the
+    global ``accuracy < 0.8``, a regressor without it has none."""
+    if own:
+        return own
+    rule = TASK_PERFORMANCE_RULES.get(task)
+    if rule is not None and rule["metric"] in holdout:
+        return rule
+    return None if task == "regression" else GLOBAL_PERFORMANCE_RULE
 
 
 @dataclass(frozen=True)
@@ -342,12 +357,25 @@ class AlertManager:
     metrics: Metrics
     rules: AlertRules
     clock: Callable[[], datetime]
-    model_names: tuple[str, ...] = ("fraud", "price", "churn")
+    model_names: tuple[str, ...] = ()
     per_model: Mapping[str, AlertRules] = field(default_factory=dict)
     listeners: list[Callable[[Alert, EventKind], None]] = field(default_factory=list)
+    # Models whose mlobs_active_alerts this manager has set: set to 0 when their last alert ends.
+    _gauged: set[str] = field(default_factory=set)
 
     def rules_for(self, model_name: str) -> AlertRules:
         return self.per_model.get(model_name, self.rules)
+
+    def adopt_models(self, defaults: Mapping[str, Mapping[str, Any] | None]) -> None:
+        """Take the catalogue's models: their names, and each one's default performance rule
+        (see ``task_performance_rule``), under any rules of its own from the rules file."""
+        per_model = dict(self.per_model)
+        for name, rule in defaults.items():
+            per_model[name] = dataclasses.replace(
+                self.rules_for(name), default_performance_rule=rule
+            )
+        self.per_model = per_model
+        self.model_names = tuple(sorted(defaults))
 
     def init_metrics(self) -> None:
         """Create every (model, alert type, severity) series of ``mlobs_alerts_total`` at 0, so
@@ -365,9 +393,13 @@ class AlertManager:
 
     def rebuild_metrics(self) -> None:
         """Set ``mlobs_active_alerts`` from the database (at start, and after each change)."""
-        counts = self.store.open_counts()
-        for name in set(self.model_names) | set(counts):
+        self._set_active(self.store.open_counts())
+
+    def _set_active(self, counts: Mapping[str, int]) -> None:
+        names = set(self.model_names) | set(counts) | self._gauged
+        for name in names:
             self.metrics.active_alerts.labels(name).set(counts.get(name, 0))
+        self._gauged = names
 
     @staticmethod
     def load_overrides(base: AlertRules, path: Path) -> dict[str, AlertRules]:
@@ -439,8 +471,7 @@ class AlertManager:
             if kind is not None:
                 self._tell(alert, kind)
         if open_counts is not None:
-            for name in set(self.model_names) | set(open_counts):
-                self.metrics.active_alerts.labels(name).set(open_counts.get(name, 0))
+            self._set_active(open_counts)
 
     # DriftListener
     def on_drift(self, model_name: str, dataset_name: str, report: DriftReport) -> None:

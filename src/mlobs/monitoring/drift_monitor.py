@@ -160,6 +160,10 @@ class DriftMonitor:
             profile, profile_version(profile), LiveWindow(profile)
         )
 
+    def remove_profile(self, model_name: str) -> None:
+        """Stop watching a model (removed from the catalogue); its stored history stays."""
+        self._models = {k: v for k, v in self._models.items() if k != model_name}
+
     def profile(self, model_name: str) -> ReferenceProfile:
         state = self._models.get(model_name)
         if state is None:

@@ -69,11 +69,16 @@ def error_value(model: TabularModel, label: LabelRecord) -> float:
     return label.actual - label.prediction
 
 
-def new_detector(model: TabularModel) -> ConceptDriftDetector:
-    """A detector whose in-control baseline is the model's own holdout figure."""
+def new_detector(model: TabularModel) -> ConceptDriftDetector | None:
+    """A detector whose in-control baseline is the model's own holdout figure; None when the
+    model has no holdout figure (registered without labels): no baseline, no concept verdict."""
     holdout = model.metadata.holdout_metrics if model.metadata else {}
     if model.is_classifier:
+        if "accuracy" not in holdout:
+            return None
         return detector_for_classifier(1.0 - float(holdout["accuracy"]))
+    if "rmse" not in holdout:
+        return None
     return detector_for_regressor(float(holdout["rmse"]))
 
 
@@ -202,8 +207,9 @@ class PerformanceMonitor:
             state, fired, windows = self._advance(model, previous, rows)
             if not self.store.advance(previous, state, windows):
                 continue
-            detector = detector_from_state(state.detector)
-            self.metrics.concept_drift_statistic.labels(name).set(detector.statistic)
+            if state.detector:
+                statistic = detector_from_state(state.detector).statistic
+                self.metrics.concept_drift_statistic.labels(name).set(statistic)
             for statistic, threshold, n in fired:
                 self.metrics.concept_drift_detected.labels(name).set(1)
                 for listener in self.listeners:
@@ -229,11 +235,11 @@ class PerformanceMonitor:
                 if count:
                     seq, count = seq + 1, 0
             else:
-                detector = detector_from_state(previous.detector)
+                detector = detector_from_state(previous.detector) if previous.detector else None
         fired: list[tuple[float, float, int]] = []
         windows: dict[int, list[int]] = {}
         for row_id, label in rows:
-            if detector.update(error_value(model, label)):
+            if detector is not None and detector.update(error_value(model, label)):
                 fired.append((detector.statistic, detector.threshold, detector.n))
                 alarms[str(seq)] = alarms.get(str(seq), 0) + 1
                 detector.reset()  # watch on: a later shift raises again (the alert repeats)
@@ -245,7 +251,7 @@ class PerformanceMonitor:
             model_name=model.name,
             model_version=model.version,
             revision=(previous.revision + 1) if previous else 0,
-            detector=detector.to_state(),
+            detector=detector.to_state() if detector is not None else {},
             window_seq=seq,
             window_count=count,
             evaluated_through=evaluated,
@@ -361,7 +367,7 @@ class PerformanceMonitor:
         holdout = dict(model.metadata.holdout_metrics) if model.metadata else {}
         tracker = self.store.tracker(model.name)
         concept = None
-        if tracker is not None:
+        if tracker is not None and tracker.detector:
             detector = detector_from_state(tracker.detector)
             concept = {
                 "detector": detector.kind,

@@ -23,9 +23,11 @@ from rich.console import Console
 from rich.table import Table
 
 from mlobs.api.app import create_app
+from mlobs.data.demo_models import DEMO_NAMES as MODEL_NAMES
+from mlobs.data.demo_models import demo_model
 from mlobs.data.generator import DATASETS, DriftSpec, generate
 from mlobs.data.store import DEFAULT_ROWS, dataset_path, read_dataset, write_dataset
-from mlobs.models import MODEL_CLASSES, MODEL_NAMES, is_saved, load_model, save_model
+from mlobs.models import is_saved, load_model, save_model
 from mlobs.monitoring.profiles import PROFILE_FILE, profile_for_model, save_profile
 from mlobs.tools.simulate import json_records
 
@@ -71,7 +73,7 @@ def ensure_models(model_dir: Path, data_dir: Path, seed: int, console: Console) 
                 model = load_model(model_dir, name)
                 save_profile(profile_for_model(model, data), model_dir)
             else:
-                model = MODEL_CLASSES[name]()
+                model = demo_model(name)
                 result = model.fit(data, seed=seed)
                 save_model(model, model_dir)
                 save_profile(profile_for_model(model, result.train), model_dir)

@@ -147,7 +147,7 @@ def from_api(
     client: httpx.Client | None = None,
 ) -> dict[str, Any]:
     """The report from a running server's ``/monitoring/drift/status/{model}`` (through
-    ``client`` when one is given, e.g. a test client)."""
+    ``client`` when one is given, e.g. a test client); no ``models``: every model it has."""
     base = url.rstrip("/")
     headers = {"X-API-Key": api_key} if api_key else {}
     entries, missing = [], []
@@ -157,6 +157,10 @@ def from_api(
                 client = stack.enter_context(
                     httpx.Client(base_url=base, timeout=30.0, headers=headers)
                 )
+            if not models:
+                listed = client.get("/predict/models")
+                listed.raise_for_status()
+                models = [m["name"] for m in listed.json()["models"]]
             for name in models:
                 r = client.get(f"/monitoring/drift/status/{name}")
                 if r.status_code == 404:

@@ -132,8 +132,11 @@ def test_bad_input(client: TestClient) -> None:
     assert client.get("/monitoring/drift/status/weather").status_code == 404
     assert client.get("/monitoring/drift/history/weather").status_code == 404
     assert client.post("/monitoring/reference/weather", json={"records": [{}]}).status_code == 404
-    r = client.post("/monitoring/drift/check", json={"model_name": "weather", "records": []})
-    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "model_name"]
+    # An unknown model is a 404 in a body as in a path.
+    r = client.post("/monitoring/drift/check", json={"model_name": "weather", "records": [{}]})
+    assert r.status_code == 404 and r.json()["detail"][0]["loc"] == ["body", "model_name"]
+    r = client.post("/monitoring/drift/check", json={"model_name": "weather"})
+    assert r.status_code == 404
     records = sample_records("fraud", 5)
     records[2] = records[2] | {"hour": 99}
     r = client.post("/monitoring/drift/check", json={"model_name": "fraud", "records": records})

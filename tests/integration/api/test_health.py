@@ -21,15 +21,17 @@ def test_health_when_everything_is_up(client: TestClient) -> None:
     assert client.get("/health/ready").status_code == 200
 
 
-def test_a_missing_model_degrades_but_stays_ready(
+def test_a_model_whose_artifact_is_missing_degrades_but_stays_ready(
     app_factory: Callable[..., TestClient], model_dir: Path, tmp_path: Path
 ) -> None:
     partial = tmp_path / "partial"
     shutil.copytree(model_dir / "fraud", partial / "fraud")
+    shutil.copytree(model_dir / "churn", partial / "churn")
+    (partial / "churn" / "model.skops").unlink()
     client = app_factory(model_dir=partial)
     body = client.get("/health").json()
     assert body["status"] == "degraded"
-    assert any("model churn: not trained" in r for r in body["reasons"])
+    assert any("model churn: artifact missing" in r for r in body["reasons"]), body
     assert client.get("/health/ready").status_code == 200
     assert client.post("/predict/fraud", json=sample_records("fraud", 1)[0]).status_code == 200
     r = client.post("/predict/churn", json=sample_records("churn", 1)[0])
@@ -37,7 +39,9 @@ def test_a_missing_model_degrades_but_stays_ready(
     assert r.json()["detail"][0]["type"] == "model_not_loaded"
     listed = {m["name"]: m for m in client.get("/predict/models").json()["models"]}
     assert listed["fraud"]["loaded"] and not listed["churn"]["loaded"]
-    assert "not trained" in listed["churn"]["error"]
+    assert "artifact missing" in listed["churn"]["error"]
+    assert "price" not in listed  # not in this catalogue at all
+    assert client.post("/predict/price", json=sample_records("price", 1)[0]).status_code == 404
 
 
 def test_no_models_is_unhealthy_and_not_ready(

@@ -204,8 +204,11 @@ def test_the_page_shows_models_histograms_history_quality_and_performance(
     expect(page.locator('.card[data-model="price"]')).to_contain_text("ms /")  # latency
     expect(page.locator("#service-status")).to_contain_text("healthy")
     expect(page.locator("#service-status")).not_to_contain_text("null")
-    # Histograms of the first model (fraud): one figure per feature and one for the output,
-    # each an SVG with a reference and a current bar per bin.
+    # The catalogue lists its models by name: the first shown is churn; pick fraud.
+    expect(page.locator(".card.selected")).to_have_attribute("data-model", sorted(MODELS)[0])
+    page.get_by_role("group", name="Choose a model").get_by_role("button", name="fraud").click()
+    # Histograms of fraud: one figure per feature and one for the output, each an SVG with a
+    # reference and a current bar per bin.
     figures = page.locator("#histograms figure")
     expect(figures).to_have_count(len(DATASETS["fraud"].feature_names) + 1)
     bars = page.evaluate(

@@ -19,15 +19,15 @@ import pytest
 from sklearn.model_selection import train_test_split
 
 from mlobs.data import DriftSpec, generate
+from mlobs.data.demo_models import demo_model
 from mlobs.data.store import DEFAULT_ROWS
-from mlobs.models import load_model
+from mlobs.models import RandomForestModel, load_model
 from mlobs.models.base import (
     CALIBRATION_SHARE,
     ModelMetadata,
     TrainingResult,
     classification_metrics,
 )
-from mlobs.models.churn_predictor import ChurnPredictor
 from mlobs.stats.estimation import Calibrator, fit_calibrator
 
 SEED = 42
@@ -43,8 +43,8 @@ RETENTION_SHIFT = DriftSpec(
 
 
 @pytest.fixture(scope="module")
-def churn() -> tuple[ChurnPredictor, TrainingResult]:
-    model = ChurnPredictor()
+def churn() -> tuple[RandomForestModel, TrainingResult]:
+    model = demo_model("churn")
     result = model.fit(generate("churn", DEFAULT_ROWS["churn"], seed=SEED), seed=SEED)
     return model, result
 
@@ -59,7 +59,7 @@ def _standard_error(share: float, count: float) -> float:
 
 @pytest.mark.parametrize("data_seed", [101, 102, 103])
 def test_estimate_tracks_accuracy_under_covariate_shift_where_the_holdout_figure_does_not(
-    churn: tuple[ChurnPredictor, TrainingResult], data_seed: int
+    churn: tuple[RandomForestModel, TrainingResult], data_seed: int
 ) -> None:
     model, result = churn
     meta = result.metadata
@@ -87,7 +87,7 @@ def test_estimate_tracks_accuracy_under_covariate_shift_where_the_holdout_figure
 
 
 def test_without_shift_the_estimate_agrees_with_the_holdout_figure(
-    churn: tuple[ChurnPredictor, TrainingResult],
+    churn: tuple[RandomForestModel, TrainingResult],
 ) -> None:
     model, result = churn
     fresh = generate("churn", 5_000, seed=201)
@@ -113,7 +113,7 @@ def _check_decision(meta: ModelMetadata) -> None:
 
 
 def test_churn_calibrator_is_fitted_on_its_own_slice_and_judged_on_the_holdout(
-    churn: tuple[ChurnPredictor, TrainingResult],
+    churn: tuple[RandomForestModel, TrainingResult],
 ) -> None:
     model, result = churn
     meta = result.metadata
@@ -160,7 +160,7 @@ def test_the_regressor_has_no_calibration(model_dir: Path) -> None:
 
 
 def test_metadata_written_before_calibration_still_loads(
-    churn: tuple[ChurnPredictor, TrainingResult],
+    churn: tuple[RandomForestModel, TrainingResult],
 ) -> None:
     model, result = churn
     old: Mapping[str, object] = {
@@ -171,7 +171,7 @@ def test_metadata_written_before_calibration_still_loads(
     meta = ModelMetadata.from_dict(old)
     assert meta.calibration is None and meta.calibration_ece == {}
     assert ModelMetadata.from_dict(result.metadata.to_dict()) == result.metadata
-    uncalibrated = ChurnPredictor()
+    uncalibrated = demo_model("churn")
     uncalibrated.metadata = dataclasses.replace(result.metadata, calibration=None)
     raw = np.array([0.1, 0.5, 0.9])
     np.testing.assert_array_equal(uncalibrated.calibrate(raw), raw)

@@ -11,8 +11,10 @@ import pandas as pd
 import pytest
 
 from mlobs.data import DATASETS, DriftSpec, generate
+from mlobs.data.demo_models import DEMO_NAMES as MODEL_NAMES
+from mlobs.data.demo_models import demo_model
 from mlobs.errors import ModelNotLoaded, NotFound
-from mlobs.models import MODEL_CLASSES, MODEL_NAMES, ModelRegistry, load_model, save_model
+from mlobs.models import ModelRegistry, load_model, save_model
 
 
 def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
@@ -22,7 +24,7 @@ def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_save_load_gives_identical_predictions(name: str, tmp_path: Path) -> None:
     df = generate(name, 3_000, seed=11)
-    model = MODEL_CLASSES[name]()
+    model = demo_model(name)
     model.fit(df, seed=1)
     folder = save_model(model, tmp_path)
     assert not list(folder.glob("*.pkl")) and not list(folder.glob("*.joblib"))
@@ -53,14 +55,14 @@ def test_save_load_gives_identical_predictions(name: str, tmp_path: Path) -> Non
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_metadata_records_the_training(name: str, tmp_path: Path) -> None:
     df = generate(name, 2_000, seed=3)
-    model = MODEL_CLASSES[name]()
+    model = demo_model(name)
     result = model.fit(df, seed=1)
     meta = result.metadata
     assert meta.train_rows == 1_600 and meta.holdout_rows == 400
     assert len(meta.data_hash) == 64 and len(meta.version) == 12
     assert meta.library_versions
     # Same data and parameters: same version; other data: another version.
-    again = MODEL_CLASSES[name]()
+    again = demo_model(name)
     assert again.fit(df, seed=1).metadata.version == meta.version
     assert again.fit(generate(name, 2_000, seed=4), seed=1).metadata.version != meta.version
 
@@ -71,7 +73,7 @@ def test_holdout_quality_at_default_sizes() -> None:
 
     scores = {}
     for name in MODEL_NAMES:
-        model = MODEL_CLASSES[name]()
+        model = demo_model(name)
         scores[name] = model.fit(generate(name, DEFAULT_ROWS[name], seed=42), seed=42).metadata
     assert scores["fraud"].holdout_metrics["roc_auc"] >= 0.85
     assert scores["churn"].holdout_metrics["roc_auc"] >= 0.80
@@ -82,7 +84,7 @@ def test_holdout_quality_at_default_sizes() -> None:
 
 
 def test_concept_drift_hurts_a_trained_model() -> None:
-    model = MODEL_CLASSES["churn"]()
+    model = demo_model("churn")
     model.fit(generate("churn", 5_000, seed=1), seed=1)
     from sklearn.metrics import roc_auc_score
 
@@ -97,10 +99,31 @@ def test_load_rejects_another_models_artifacts(model_dir: Path, tmp_path: Path) 
     import shutil
 
     shutil.copytree(model_dir / "fraud", tmp_path / "churn")
-    with pytest.raises(ValueError, match="holds fraud/xgboost"):
+    with pytest.raises(ValueError, match="name 'fraud' differs from its folder 'churn'"):
         load_model(tmp_path, "churn")
-    with pytest.raises(KeyError):
+    (tmp_path / "churn" / "manifest.yaml").unlink()  # the layout before manifests: the same check
+    with pytest.raises(ValueError, match="holds fraud"):
+        load_model(tmp_path, "churn")
+    with pytest.raises(FileNotFoundError):
         load_model(tmp_path, "nope")
+
+
+def test_a_folder_without_manifest_is_read_as_its_manifest_would_say(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    """Model folders written before manifests (schema.json + metadata.json) still load, with the
+    same schema, version, threshold and predictions."""
+    import shutil
+
+    for name in MODEL_NAMES:
+        shutil.copytree(model_dir / name, tmp_path / name)
+        (tmp_path / name / "manifest.yaml").unlink()
+        old, new = load_model(tmp_path, name), load_model(model_dir, name)
+        assert old.spec == new.spec and old.version == new.version
+        assert old.metadata is not None and new.metadata is not None
+        assert old.metadata.decision_threshold == new.metadata.decision_threshold
+        record = DATASETS[name].example()
+        assert old.predict_record(record) == new.predict_record(record)
 
 
 def test_registry_loads_what_it_can_and_says_why_not(model_dir: Path, tmp_path: Path) -> None:
@@ -114,13 +137,13 @@ def test_registry_loads_what_it_can_and_says_why_not(model_dir: Path, tmp_path: 
     (tmp_path / "fraud" / "metadata.json").write_text(json.dumps(meta))
     reg = ModelRegistry.load(tmp_path)
     assert list(reg.models) == ["price"]
-    assert "not trained" in reg.errors["churn"]
-    assert "fraud" in reg.errors
+    assert reg.names == ["fraud", "price"]  # "broken" holds models, it is none itself
+    assert "unreadable artifact" in reg.errors["fraud"]
     assert not reg.all_loaded
     with pytest.raises(ModelNotLoaded):
-        reg.get("churn")
+        reg.get("fraud")
     with pytest.raises(NotFound):
-        reg.get("nope")
+        reg.get("churn")  # not in this catalogue
     assert reg.get("price").name == "price"
     # A library's own error type (here LightGBM's) is recorded like any other.
     shutil.copytree(model_dir / "price", tmp_path / "broken" / "price")
@@ -129,18 +152,18 @@ def test_registry_loads_what_it_can_and_says_why_not(model_dir: Path, tmp_path: 
     assert "price" in broken.errors and list(broken.models) == ["churn"]
     # Before loading finishes every model answers "loading" (a 503), not "unknown" (a 404).
     with pytest.raises(ModelNotLoaded, match="loading"):
-        ModelRegistry.loading().get("fraud")
+        ModelRegistry.catalog(tmp_path).get("price")
 
 
 def test_training_needs_every_column() -> None:
     df = generate("price", 200, seed=0).drop(columns=["bedrooms"])
     with pytest.raises(ValueError, match="bedrooms"):
-        MODEL_CLASSES["price"]().fit(df)
+        demo_model("price").fit(df)
 
 
 def test_untrained_model_refuses_to_predict() -> None:
     with pytest.raises(RuntimeError, match="not trained"):
-        MODEL_CLASSES["fraud"]().predict_record(DATASETS["fraud"].example())
+        demo_model("fraud").predict_record(DATASETS["fraud"].example())
 
 
 def test_compiled_runtime_matches_the_libraries_own_output(model_dir: Path) -> None:

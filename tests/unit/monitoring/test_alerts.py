@@ -14,12 +14,14 @@ from sqlalchemy import Engine
 
 from mlobs.errors import NotFound
 from mlobs.monitoring.alerts import (
+    GLOBAL_PERFORMANCE_RULE,
     Alert,
     AlertFilter,
     AlertManager,
     AlertRules,
     InvalidTransition,
     Signal,
+    task_performance_rule,
     transition,
 )
 from mlobs.monitoring.metrics import Metrics
@@ -55,7 +57,8 @@ def _manager(db_url: str, resolve_after: int = 3) -> tuple[AlertManager, Collect
     migrate(engine)
     registry = CollectorRegistry()
     mgr = AlertManager(AlertRepository(engine), Metrics(registry),
-                       AlertRules(resolve_after=resolve_after), clock=Clock())  # fmt: skip
+                       AlertRules(resolve_after=resolve_after), clock=Clock(),
+                       model_names=("fraud", "price", "churn"))  # fmt: skip
     return mgr, registry
 
 
@@ -295,33 +298,63 @@ HOLDOUT = {"accuracy": 0.80, "roc_auc": 0.90, "mae": 20_000.0}
 
 
 @pytest.mark.parametrize(
-    ("model", "metric", "bound"),
-    [("fraud", "roc_auc", 0.85), ("churn", "accuracy", 0.75), ("price", "mae", 25_000.0)],
+    ("task", "metric", "bound"),
+    [
+        ("binary_classification", "roc_auc", 0.85),
+        ("multiclass_classification", "accuracy", 0.75),
+        ("regression", "mae", 25_000.0),
+    ],
 )
-def test_shipped_performance_rules_are_relative_to_the_holdout(
-    model: str, metric: str, bound: float
+def test_default_performance_rules_go_by_task_relative_to_the_holdout(
+    task: str, metric: str, bound: float
 ) -> None:
-    got = AlertRules().performance_bound(model, HOLDOUT)
+    rules = AlertRules(default_performance_rule=task_performance_rule(task, HOLDOUT))
+    got = rules.performance_bound("m", HOLDOUT)
     assert got is not None and got[0] == metric and got[1] == pytest.approx(bound)
 
 
+def test_a_manifest_rule_wins_and_models_without_holdout_figures() -> None:
+    own = {"metric": "accuracy", "delta": 0.05}
+    assert task_performance_rule("binary_classification", HOLDOUT, own) == own
+    # A classifier without the holdout figure gets the seed's accuracy < 0.8; a regressor none.
+    assert task_performance_rule("binary_classification", {}) == GLOBAL_PERFORMANCE_RULE
+    assert task_performance_rule("multiclass_classification", {}) == GLOBAL_PERFORMANCE_RULE
+    assert task_performance_rule("regression", {}) is None
+    assert AlertRules(default_performance_rule=None).performance_bound("m", {}) == ("accuracy", 0.8)
+
+
 def test_performance_signal_fires_on_the_wrong_side_of_the_bound_only() -> None:
-    rules = AlertRules()
-    low = rules.performance("churn", {"accuracy": 0.70}, HOLDOUT)
-    ok = rules.performance("churn", {"accuracy": 0.76}, HOLDOUT)
+    acc = AlertRules(default_performance_rule={"metric": "accuracy", "delta": 0.05})
+    low = acc.performance("churn", {"accuracy": 0.70}, HOLDOUT)
+    ok = acc.performance("churn", {"accuracy": 0.76}, HOLDOUT)
     assert low is not None and low.firing and low.alert_type == "performance_degradation"
     assert low.threshold == pytest.approx(0.75) and low.value == 0.70
     assert ok is not None and not ok.firing
-    high_mae = rules.performance("price", {"mae": 26_000.0}, HOLDOUT)
+    mae = AlertRules(default_performance_rule=task_performance_rule("regression", HOLDOUT))
+    high_mae = mae.performance("price", {"mae": 26_000.0}, HOLDOUT)
     assert high_mae is not None and high_mae.firing
-    assert not rules.performance("price", {"mae": 24_000.0}, HOLDOUT).firing  # type: ignore[union-attr]
+    assert not mae.performance("price", {"mae": 24_000.0}, HOLDOUT).firing  # type: ignore[union-attr]
     # No verdict without the metric (ROC AUC of a one-class window) or its holdout figure.
-    assert rules.performance("fraud", {"accuracy": 0.5}, HOLDOUT) is None
-    assert rules.performance("fraud", {"roc_auc": 0.5}, {}) is None
+    auc = AlertRules(
+        default_performance_rule=task_performance_rule("binary_classification", HOLDOUT)
+    )
+    assert auc.performance("fraud", {"accuracy": 0.5}, HOLDOUT) is None
+    assert auc.performance("fraud", {"roc_auc": 0.5}, {}) is None
+
+
+def test_adopting_the_catalogue_keeps_a_models_own_rules() -> None:
+    registry = CollectorRegistry()
+    mine = AlertRules(missing_share=0.01)
+    mgr = AlertManager(None, Metrics(registry), AlertRules(), clock=Clock(), per_model={"a": mine})  # type: ignore[arg-type]
+    mgr.adopt_models({"a": {"metric": "f1", "delta": 0.1}, "b": None})
+    assert mgr.model_names == ("a", "b")
+    assert mgr.rules_for("a").missing_share == 0.01
+    assert mgr.rules_for("a").performance_bound("a", {"f1": 0.6}) == ("f1", pytest.approx(0.5))
+    assert mgr.rules_for("b").default_performance_rule is None
 
 
 def test_seed_global_default_and_overrides() -> None:
-    # A model without a shipped rule gets the seed's accuracy < 0.8.
+    # A model without a default rule gets the seed's accuracy < 0.8.
     assert AlertRules().performance_bound("other", {}) == ("accuracy", 0.8)
     absolute = AlertRules(performance_threshold=0.9)
     assert absolute.performance_bound("churn", HOLDOUT) == ("accuracy", 0.9)
@@ -368,7 +401,9 @@ def test_alert_changes_replayed_from_another_process_count_and_notify_once(db_ur
     assert back[-1][0] == a and back[-1][0].acknowledged_at is not None
 
     registry = CollectorRegistry()
-    here = AlertManager(there.store, Metrics(registry), AlertRules(), clock=Clock())
+    here = AlertManager(
+        there.store, Metrics(registry), AlertRules(), clock=Clock(), model_names=("fraud", "price")
+    )
     told: list[str] = []
     here.listeners.append(lambda x, k: told.append(k))
     here.replay(back, there.store.open_counts())

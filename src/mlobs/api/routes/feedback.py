@@ -19,7 +19,6 @@ from mlobs.api.schemas import (
     FeedbackIn,
     FeedbackOut,
     LabelOut,
-    ModelName,
     PerformanceOut,
     PerformanceRuleOut,
     PerformanceWindowOut,
@@ -49,8 +48,6 @@ def _actual(rt: Runtime, rec: PredictionRecord, value: bool | float, loc: tuple[
             f"model {rec.model_name!r} needs a number, not a boolean",
             "label_kind",
         )
-    if value <= 0:
-        raise InvalidInput((*loc, "actual"), "a price must be greater than 0", "label_kind")
     return float(value)
 
 
@@ -161,7 +158,7 @@ def build_router(policy: KeyPolicy, max_items: int) -> APIRouter:
         responses=responses(404, 422, 503),
     )
     def performance(
-        model_name: ModelName,
+        model_name: str,
         rt: RuntimeDep,
         history: Annotated[int, Query(ge=0, le=500, description="History entries.")] = 20,
     ) -> PerformanceOut:

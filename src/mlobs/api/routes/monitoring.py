@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
 from mlobs.api.auth import Guard, KeyPolicy
+from mlobs.api.bodies import ModelBodies
 from mlobs.api.deps import RuntimeDep
 from mlobs.api.errors import BODY, responses
 from mlobs.api.runtime import Runtime
@@ -25,35 +26,33 @@ from mlobs.api.schemas import (
     records_check_model,
     reference_model,
 )
-from mlobs.api.validation import validate_records
-from mlobs.data.generator import DATASETS
 from mlobs.errors import InvalidInput, NotFound
 from mlobs.monitoring.metrics import scrape_registry
 from mlobs.monitoring.profiles import profile_for_model, save_profile
 
 # A free string (an unknown model is a 404); the example lets the docs, and the fuzz tests' examples
 # phase, reach a real model.
-ModelPath = Annotated[str, Path(description="fraud, price or churn.", examples=["fraud"])]
+ModelPath = Annotated[str, Path(description="A model of the catalogue.", examples=["fraud"])]
 
 
-def _frame(model_name: str, records: list[dict[str, Any]]) -> pd.DataFrame:
+def _frame(rt: Runtime, model_name: str, records: list[dict[str, Any]]) -> pd.DataFrame:
     """Validate records against the model's schema (422 naming the record) and frame them."""
-    rows = validate_records(model_name, records)
-    return pd.DataFrame(rows, columns=DATASETS[model_name].feature_names)
+    rows = rt.bodies.validate(model_name, records)
+    return pd.DataFrame(rows, columns=rt.bodies.schema(model_name).feature_names)
 
 
-def _known(model: str) -> str:
-    if model not in DATASETS:
+def _known(rt: Runtime, model: str) -> str:
+    if model not in rt.models:
         raise NotFound("model", model)
     return model
 
 
-def build_router(policy: KeyPolicy, max_records: int) -> APIRouter:
+def build_router(policy: KeyPolicy, max_records: int, bodies: ModelBodies) -> APIRouter:
     """The monitoring routes. Posted checks need the ``predict`` scope, reference updates the
     ``admin`` scope, where the policy enforces them; request bodies carry ``max_records``."""
     router = APIRouter(tags=["monitoring"])
     predict, admin = Guard.of(policy, "predict"), Guard.of(policy, "admin")
-    check_body = records_check_model(max_records)
+    check_body = records_check_model(max_records, bodies.features)
 
     def drift_check(body: RecordsCheckIn, rt: RuntimeDep) -> DriftCheckOut:
         """Drift and quality of posted records, or of the model's live window when none are
@@ -68,7 +67,7 @@ def build_router(policy: KeyPolicy, max_records: int) -> APIRouter:
                     "quality": quality.to_dict(),
                 }  # fmt: skip
             )
-        frame = _frame(body.model_name, body.records)
+        frame = _frame(rt, body.model_name, body.records)
         rt.drift.profile(body.model_name)  # 404 before predicting when there is no reference
         model = rt.models.get(body.model_name)
         out = model.predict_frame(frame)
@@ -84,7 +83,7 @@ def build_router(policy: KeyPolicy, max_records: int) -> APIRouter:
         if body.records is None:
             _, quality, _ = rt.drift.check_live(body.model_name)
             return QualityReportOut.model_validate(quality.to_dict())
-        frame = _frame(body.model_name, body.records)
+        frame = _frame(rt, body.model_name, body.records)
         return QualityReportOut.model_validate(rt.drift.quality(body.model_name, frame).to_dict())
 
     # The body type carries the configured record limit, so it is set per app.
@@ -111,7 +110,7 @@ def build_router(policy: KeyPolicy, max_records: int) -> APIRouter:
     )
     def drift_status(model: ModelPath, rt: RuntimeDep) -> DriftStatusOut:
         """Reference summary, thresholds, live-window fill and the last live result."""
-        return DriftStatusOut.model_validate(rt.drift.status(_known(model)))
+        return DriftStatusOut.model_validate(rt.drift.status(_known(rt, model)))
 
     @router.get(
         "/monitoring/drift/history/{model}",
@@ -127,13 +126,13 @@ def build_router(policy: KeyPolicy, max_records: int) -> APIRouter:
     ) -> DriftHistoryOut:
         """Results of the model's closed live windows, newest first."""
         return DriftHistoryOut.model_validate(
-            {"model_name": model, "results": rt.drift.history(_known(model), limit)}
+            {"model_name": model, "results": rt.drift.history(_known(rt, model), limit)}
         )
 
-    for name in DATASETS:
+    for name, features in bodies.features.items():
         router.add_api_route(
             f"/monitoring/reference/{name}",
-            _reference_route(name, reference_model(name, max_records)),
+            _reference_route(name, reference_model(name, max_records, features)),
             methods=["POST"],
             response_model=ReferenceOut,
             summary=f"Replace the {name} reference",
@@ -160,8 +159,8 @@ def build_router(policy: KeyPolicy, max_records: int) -> APIRouter:
 def _reference_route(name: str, body_model: type[BaseModel]) -> Callable[..., ReferenceOut]:
     def replace_reference(body: BaseModel, rt: RuntimeDep) -> ReferenceOut:
         m = rt.models.get(name)
-        rows = [r.model_dump() for r in body.records]  # type: ignore[attr-defined]
-        frame = pd.DataFrame(rows, columns=DATASETS[name].feature_names)
+        rows = [r.model_dump(by_alias=True) for r in body.records]  # type: ignore[attr-defined]
+        frame = pd.DataFrame(rows, columns=m.spec.feature_names)
         try:
             profile = profile_for_model(m, frame)
         except ValueError as exc:  # e.g. a column with no values at all cannot be a reference

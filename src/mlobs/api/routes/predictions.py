@@ -12,10 +12,10 @@ from fastapi import APIRouter, Body, Request
 from pydantic import BaseModel
 
 from mlobs.api.auth import Guard, KeyPolicy
+from mlobs.api.bodies import ModelBodies
 from mlobs.api.deps import RuntimeDep, ServiceDep
 from mlobs.api.errors import BODY, responses
 from mlobs.api.schemas import (
-    FEATURE_MODELS,
     BatchOut,
     BatchRequestBase,
     FeatureOut,
@@ -25,28 +25,26 @@ from mlobs.api.schemas import (
     PredictionOut,
     batch_request_model,
 )
-from mlobs.api.validation import validate_records
-from mlobs.data.generator import DATASETS
 from mlobs.monitoring.service import PredictionService
 
 
 def _single_route(
-    name: str, body_model: type[BaseModel]
+    name: str, body_model: type[BaseModel], description: str
 ) -> Callable[..., Coroutine[Any, Any, PredictionOut]]:
     async def predict(body: BaseModel, request: Request) -> PredictionOut:
         # The service comes straight from app state, not through Depends: on the hottest route a
         # dependency costs more than the model's preprocessing.
         service: PredictionService = request.app.state.runtime.service
-        return PredictionOut.from_record(service.predict(name, body.model_dump()))
+        return PredictionOut.from_record(service.predict(name, body.model_dump(by_alias=True)))
 
     # The body type is only known here; FastAPI reads it from the annotations.
     predict.__annotations__["body"] = Annotated[body_model, Body()]
     predict.__name__ = f"predict_{name}"
-    predict.__doc__ = f"Predict with the {name} model. {DATASETS[name].description}"
+    predict.__doc__ = f"Predict with the {name} model. {description}".strip()
     return predict
 
 
-def build_router(policy: KeyPolicy, max_batch_records: int) -> APIRouter:
+def build_router(policy: KeyPolicy, max_batch_records: int, bodies: ModelBodies) -> APIRouter:
     """The prediction routes. Where the policy enforces the ``predict`` scope (API keys set and
     PREDICT_REQUIRES_KEY) the predict routes need it; otherwise they carry no dependency at all."""
     router = APIRouter(tags=["predictions"])
@@ -56,10 +54,10 @@ def build_router(policy: KeyPolicy, max_batch_records: int) -> APIRouter:
         "dependencies": list(predict.dependencies),
         "responses": responses(*BODY, 503, *predict.statuses),
     }
-    for name, body_model in FEATURE_MODELS.items():
+    for name, body_model in bodies.features.items():
         router.add_api_route(
             f"/predict/{name}",
-            _single_route(name, body_model),
+            _single_route(name, body_model, bodies.schemas[name].description),
             methods=["POST"],
             response_model=PredictionOut,
             summary=f"Predict {name}",
@@ -68,7 +66,7 @@ def build_router(policy: KeyPolicy, max_batch_records: int) -> APIRouter:
 
     def predict_batch(body: BatchRequestBase, service: ServiceDep) -> BatchOut:
         """Predict many records of one model; any invalid record rejects the batch with a 422."""
-        records = validate_records(body.model_name, body.records)
+        records = bodies.validate(body.model_name, body.records)
         out = service.predict_batch(body.model_name, records)
         return BatchOut(
             model_name=body.model_name,
@@ -78,7 +76,7 @@ def build_router(policy: KeyPolicy, max_batch_records: int) -> APIRouter:
         )
 
     # The request model carries the configured record limit, so it is built per app.
-    predict_batch.__annotations__["body"] = batch_request_model(max_batch_records)
+    predict_batch.__annotations__["body"] = batch_request_model(max_batch_records, bodies.features)
     router.add_api_route(
         "/predict/batch",
         predict_batch,
@@ -92,11 +90,12 @@ def build_router(policy: KeyPolicy, max_batch_records: int) -> APIRouter:
         """The models, with version, holdout metrics and feature schema, or why one is not loaded."""
         out = []
         for name in rt.models.names:
-            spec = DATASETS[name]
+            manifest = rt.models.manifests.get(name)
             model = rt.models.models.get(name)
             if model is None or model.schema is None or model.metadata is None:
                 error = rt.models.errors.get(name) or "loading"
-                out.append(ModelOut(name=name, loaded=False, task=spec.task, error=error))
+                task = manifest.task if manifest is not None else None
+                out.append(ModelOut(name=name, loaded=False, task=task, error=error))
                 continue
             schema, meta = model.schema, model.metadata
             features = [
@@ -111,7 +110,7 @@ def build_router(policy: KeyPolicy, max_batch_records: int) -> APIRouter:
                 ModelOut(
                     name=name,
                     loaded=True,
-                    task=spec.task,
+                    task=model.task,
                     algorithm=meta.algorithm,
                     version=meta.version,
                     trained_at=meta.trained_at,

@@ -12,7 +12,6 @@ from mlobs.api.auth import Guard, KeyPolicy
 from mlobs.api.deps import RuntimeDep
 from mlobs.api.errors import BODY, responses
 from mlobs.api.schemas import SilenceIn, SilenceListOut, SilenceOut
-from mlobs.data.generator import DATASETS
 from mlobs.errors import InvalidInput
 from mlobs.monitoring.silences import Silence, validate
 
@@ -66,7 +65,7 @@ def build_router(policy: KeyPolicy) -> APIRouter:
             raise InvalidInput(
                 ("body", "duration_seconds"), "the silence would end after year 9999"
             ) from None
-        problems = validate(body.model_name, body.alert_type, starts, ends, list(DATASETS))
+        problems = validate(body.model_name, body.alert_type, starts, ends, rt.models.names)
         if problems:
             field, reason = problems[0]
             raise InvalidInput(("body", field), reason)

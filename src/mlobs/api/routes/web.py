@@ -21,7 +21,6 @@ from mlobs.api.schemas import (
     ModelTrafficOut,
     TrafficOut,
 )
-from mlobs.data.generator import DATASETS
 from mlobs.errors import NotFound
 from mlobs.monitoring.drift_monitor import WindowView
 from mlobs.monitoring.metrics import scrape_registry
@@ -114,7 +113,7 @@ def drift_histograms(
 ) -> HistogramsOut:  # fmt: skip
     """Per feature (and the output), the reference shares and a live window's shares over the
     frozen bins, with the feature's drift score and status."""
-    if model not in DATASETS:
+    if model not in rt.models:
         raise NotFound("model", model)
     profile = rt.drift.profile(model)
     view = rt.drift.window_view(model, window)

@@ -1,0 +1,158 @@
+"""ONNX models through onnxruntime.
+
+Two input layouts are read from the graph itself: one float tensor [N, n_features] (a booster or
+an estimator over a numeric matrix, converted with onnxmltools or skl2onnx; categorical features
+then arrive as the manifest's category codes), or one input per feature named as the feature, of
+shape [N, 1] (a scikit-learn pipeline converted with its column transformer). A classifier's
+probabilities are read from a [N, K] tensor, or from the list of maps skl2onnx writes by default.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from mlobs.models.base import BatchPrediction, FloatArray, Prediction, TabularModel
+from mlobs.models.preprocessing import FeatureSchema
+from mlobs.models.schema import ModelSchema
+
+_NUMPY_TYPES = {
+    "tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(int64)": np.int64,
+    "tensor(int32)": np.int32, "tensor(string)": np.str_, "tensor(bool)": np.bool_,
+}  # fmt: skip
+
+
+def _identifier(name: str) -> str:
+    """A column name as converters write it for a graph input: other characters become '_'."""
+    return re.sub(r"[^0-9A-Za-z_]", "_", name)
+
+
+class OnnxModel(TabularModel):
+    """An ONNX graph served by an onnxruntime session (one thread: on a small machine extra
+    threads cost more than they gain for one row)."""
+
+    algorithm: ClassVar[str] = "onnx"
+    artifact_suffix: ClassVar[str] = "onnx"
+
+    def __init__(self, spec: ModelSchema, params: Mapping[str, Any] | None = None) -> None:
+        super().__init__(spec, params)
+        self._bytes: bytes | None = None
+        self._session: Any = None
+        self._per_column: list[tuple[str, str, Any]] = []  # (feature, input name, numpy type)
+        self._matrix: tuple[str, Any] | None = None  # (input name, numpy type)
+        self._output_name: str = ""
+
+    def load_estimator(self, data: bytes) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+        inputs = session.get_inputs()
+        names = self.spec.feature_names
+        by_name = {i.name: i for i in inputs}
+        if len(inputs) == 1 and (len(names) > 1 or inputs[0].name not in names):
+            i = inputs[0]
+            width = i.shape[-1] if len(i.shape) == 2 else None
+            if isinstance(width, int) and width != len(names):
+                raise ValueError(
+                    f"the ONNX input {i.name!r} has {width} columns, the manifest {len(names)} features"
+                )
+            self._matrix = (i.name, _NUMPY_TYPES.get(i.type, np.float32))
+            if self.schema is None:
+                self.schema = FeatureSchema.declared(self.spec)
+        else:
+            # Converters may have made names identifiers ("mean radius" -> "mean_radius").
+            if not set(names) <= set(by_name):
+                by_name = {_identifier(k): v for k, v in by_name.items()} | by_name
+            missing = [n for n in names if n not in by_name and _identifier(n) not in by_name]
+            extra = [
+                i.name
+                for i in inputs
+                if i.name not in names and i.name not in map(_identifier, names)
+            ]
+            if missing or extra:
+                raise ValueError(
+                    f"ONNX inputs do not match the features: missing {missing}, unknown {extra}"
+                )
+            self._per_column = []
+            for n in names:
+                given = by_name.get(n) or by_name[_identifier(n)]
+                self._per_column.append((n, given.name, _NUMPY_TYPES.get(given.type, np.float32)))
+        outputs = [o.name for o in session.get_outputs()]
+        if self.is_classifier:
+            prob = [o for o in outputs if "prob" in o.lower()]
+            if not prob and len(outputs) < 2:
+                raise ValueError(
+                    f"a classifier's ONNX graph needs a probability output; has {outputs}"
+                )
+            self._output_name = prob[0] if prob else outputs[1]
+        else:
+            self._output_name = outputs[0]
+        self._session, self._bytes = session, data
+
+    def artifact_feature_names(self) -> list[str] | None:
+        if self._session is None or self._matrix is not None:
+            return None
+        return [feature for feature, _, _ in self._per_column]
+
+    def estimator_bytes(self) -> bytes:
+        if self._bytes is None:
+            raise RuntimeError(f"model {self.name!r} is not loaded")
+        return self._bytes
+
+    # ------------------------------------------------------------------ inference
+
+    def _feed(self, records: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
+        if self._matrix is not None:
+            name, dtype = self._matrix
+            assert self.schema is not None
+            return {name: self.schema.transform_records(records).astype(dtype, copy=False)}
+        feed = {}
+        for feature, name, dtype in self._per_column:
+            if dtype is np.str_:
+                col = np.array(
+                    [["" if r[feature] is None else str(r[feature])] for r in records], dtype=object
+                )
+            else:
+                col = np.array(
+                    [[math.nan if r[feature] is None else r[feature]] for r in records], dtype=dtype
+                )
+            feed[name] = col
+        return feed
+
+    def _run(self, feed: dict[str, np.ndarray]) -> FloatArray:
+        out = self._session.run([self._output_name], feed)[0]
+        if isinstance(out, list):  # skl2onnx's ZipMap: one {class: probability} per row
+            keys = list(out[0])
+            positive = keys[-1] if self.positive_class is None else self.positive_class
+            key = next((k for k in keys if str(k) == str(positive)), keys[-1])
+            return np.array([row[key] for row in out], dtype=np.float64)
+        arr = np.asarray(out, dtype=np.float64)
+        if self.is_classifier and arr.ndim == 2:
+            return arr[:, 1] if arr.shape[1] > 1 else arr[:, 0]
+        return arr.reshape(-1)
+
+    def predict_record(self, record: Mapping[str, Any]) -> Prediction:
+        return self._output(float(self._run(self._feed([record]))[0]))
+
+    def predict_records(self, records: Sequence[Mapping[str, Any]]) -> BatchPrediction:
+        return self._batch(self._run(self._feed(records)))
+
+    def predict_frame(self, df: pd.DataFrame) -> BatchPrediction:
+        cols = df[self.spec.feature_names].astype(object)
+        records = cols.where(cols.notna(), None).to_dict("records")
+        return self.predict_records(records)  # type: ignore[arg-type]
+
+    def _fit_estimator(self, x: FloatArray, y: np.ndarray, seed: int) -> None:
+        raise NotImplementedError("mlobs serves ONNX models; it does not train them")
+
+    def _raw_predict(self, x: FloatArray) -> FloatArray:
+        raise NotImplementedError("use predict_record")

@@ -1,0 +1,531 @@
+"""The model catalogue on disk: registering a model version into ``MODEL_DIR`` and removing one.
+
+A registration reads the user's reference rows and artifact, drafts (or takes) the manifest,
+predicts every reference row with the artifact, computes holdout figures and the calibration of a
+classifier's probabilities from labelled rows, freezes the reference profile and writes the
+version into a new folder that replaces the old one by a rename: a failed registration leaves
+nothing behind, and a reader sees the old version or the new one, never half of either.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlobs.models.artifacts import (
+    METADATA_FILE,
+    model_from_bytes,
+    read_manifest,
+    write_atomic,
+    write_json,
+)
+from mlobs.models.base import (
+    ModelMetadata,
+    TabularModel,
+    classification_metrics,
+    data_hash,
+    regression_metrics,
+)
+from mlobs.models.manifest import (
+    MANIFEST_FILE,
+    ArtifactEntry,
+    FeatureEntry,
+    Manifest,
+    ManifestError,
+    check_name,
+    check_not_pickle,
+)
+from mlobs.models.schema import Task
+from mlobs.monitoring.profiles import PROFILE_FILE, ReferenceProfile
+from mlobs.stats.estimation import expected_calibration_error, fit_calibrator
+
+REFERENCE_SAMPLE_FILE = "reference.parquet"
+# An integer column with this many distinct values or fewer may be a category in disguise.
+FEW_DISTINCT = 10
+# Below this many labelled rows per half, no calibration is fitted (too few to judge it).
+MIN_CALIBRATION_ROWS = 50
+_LIBRARIES = {
+    "xgboost": "xgboost",
+    "lightgbm": "lightgbm",
+    "skops": "sklearn",
+    "onnx": "onnxruntime",
+}
+
+
+class RegistrationError(ValueError):
+    """A registration that cannot go on; the message names the column, field or file."""
+
+
+@dataclass(frozen=True)
+class Registration:
+    """What ``mlobs register`` (or ``POST /models``) asks for."""
+
+    name: str
+    reference: pd.DataFrame
+    target: str | None = None
+    artifact: Path | None = None
+    task: Task | None = None
+    categorical: Sequence[str] = ()
+    holdout: pd.DataFrame | None = None
+    manifest: Manifest | None = None
+    positive_class: Any = None
+    decision_threshold: float | None = None
+    sample_rows: int = 10_000
+    seed: int = 0
+
+
+@dataclass
+class Registered:
+    """The version written, and what the summary shows."""
+
+    manifest: Manifest
+    metadata: ModelMetadata
+    folder: Path
+    reference_rows: int
+    labelled_rows: int
+    hints: list[str] = field(default_factory=list)
+    replaced: str | None = None
+
+
+# ---------------------------------------------------------------------------------- drafting
+
+
+def _positive_default(values: Sequence[Any]) -> Any:
+    """1 (or True) for 0/1 labels, else the second label in sorted order (scikit-learn's
+    ``classes_[1]``)."""
+    uniq = sorted({v.item() if hasattr(v, "item") else v for v in values}, key=str)
+    if set(map(str, uniq)) <= {"0", "1", "True", "False", "0.0", "1.0"}:
+        return 1 if not any(isinstance(v, (bool, np.bool_)) for v in uniq) else True
+    if len(uniq) < 2:
+        raise RegistrationError(f"the target has one value only ({uniq}); a classifier needs two")
+    return uniq[1]
+
+
+def infer_task(y: pd.Series) -> Task:
+    """Binary for two labels, multiclass for a few whole or text labels, else regression."""
+    labels = y.dropna()
+    n = labels.nunique()
+    if n <= 2:
+        return "binary_classification"
+    numeric = pd.api.types.is_numeric_dtype(labels) and not pd.api.types.is_bool_dtype(labels)
+    whole = numeric and bool(np.all(np.mod(labels.to_numpy(dtype=float), 1) == 0))
+    if (not numeric or whole) and n <= 20:
+        return "multiclass_classification"
+    if not numeric:
+        raise RegistrationError(f"target {y.name!r} has {n} text labels: too many for a classifier")
+    return "regression"
+
+
+def draft_features(
+    df: pd.DataFrame, exclude: Sequence[str], categorical: Sequence[str]
+) -> tuple[list[FeatureEntry], list[str]]:
+    """Features from the reference's columns, and hints for the summary (integer columns with few
+    distinct values, which may be categories)."""
+    unknown = sorted(set(categorical) - set(df.columns))
+    if unknown:
+        raise RegistrationError(f"--categorical names columns the reference lacks: {unknown}")
+    features, hints = [], []
+    for col in df.columns:
+        if col in exclude:
+            continue
+        s = df[col]
+        name = str(col)
+        if col in categorical or not pd.api.types.is_numeric_dtype(s):
+            cats = sorted({str(v) for v in s.dropna().unique()})
+            features.append(FeatureEntry(name=name, kind="categorical", categories=cats))
+            if len(cats) > 1_000:
+                hints.append(f"{name}: {len(cats):,} categories; an identifier is no feature")
+        elif pd.api.types.is_bool_dtype(s):
+            features.append(FeatureEntry(name=name, kind="boolean"))
+        else:
+            features.append(FeatureEntry(name=name, kind="numeric"))
+            x = s.dropna().to_numpy(dtype=float)
+            distinct = np.unique(x)
+            if x.size and np.all(np.mod(x, 1) == 0) and distinct.size <= FEW_DISTINCT:
+                hints.append(
+                    f"{name}: {distinct.size} distinct whole values; if these are codes, "
+                    f"register with --categorical {name}"
+                )
+    return features, hints
+
+
+def _as_api_values(df: pd.DataFrame, manifest: Manifest) -> pd.DataFrame:
+    """The feature columns as the API receives them: categories as strings, missing as None."""
+    out = {}
+    for f in manifest.features:
+        s = df[f.name]
+        if f.kind == "categorical":
+            out[f.name] = s.map(lambda v: None if pd.isna(v) else str(v)).astype(object)
+        elif f.kind == "boolean":
+            out[f.name] = s.astype(object).where(s.notna(), None)
+        else:
+            try:
+                out[f.name] = pd.to_numeric(s, errors="raise").astype(float)
+            except (TypeError, ValueError):
+                bad = s[pd.to_numeric(s, errors="coerce").isna() & s.notna()].iloc[0]
+                raise RegistrationError(
+                    f"column {f.name!r} is numeric in the manifest but holds {bad!r}"
+                ) from None
+    return pd.DataFrame(out, columns=[f.name for f in manifest.features])
+
+
+# ---------------------------------------------------------------------------------- registering
+
+
+def _manifest(reg: Registration, hints: list[str]) -> Manifest:
+    df = reg.reference
+    if reg.manifest is not None:
+        base = reg.manifest
+        if base.name != reg.name:
+            base = base.model_copy(update={"name": reg.name})
+        missing = [f.name for f in base.features if f.name not in df.columns]
+        if missing:
+            raise RegistrationError(f"the reference lacks the manifest's features {missing}")
+        if reg.target is not None and base.target not in (None, reg.target):
+            raise RegistrationError(
+                f"--target {reg.target!r} differs from the manifest's {base.target!r}"
+            )
+        target = reg.target or base.target
+        return Manifest.parse(
+            {**base.model_dump(exclude_none=True), "target": target}, "manifest"
+        ) if target else base  # fmt: skip
+    if reg.target is not None and reg.target not in df.columns:
+        raise RegistrationError(f"the reference has no target column {reg.target!r}")
+    task = reg.task
+    if task is None:
+        if reg.target is None:
+            raise RegistrationError("give --task (or --target, to infer it from the labels)")
+        task = infer_task(df[reg.target])
+    features, more = draft_features(df, [reg.target] if reg.target else [], reg.categorical)
+    hints.extend(more)
+    if not features:
+        raise RegistrationError("the reference has no feature columns")
+    data: dict[str, Any] = {
+        "name": reg.name,
+        "task": task,
+        "target": reg.target,
+        "features": [f.model_dump(exclude_defaults=True) for f in features],
+    }
+    if task == "multiclass_classification" and reg.target is not None:
+        data["class_labels"] = sorted({_plain(v) for v in df[reg.target].dropna()}, key=str)
+    return Manifest.parse(data, "draft manifest")
+
+
+def _plain(v: Any) -> Any:
+    return v.item() if hasattr(v, "item") else v
+
+
+def _reorder_to_artifact(manifest: Manifest, model: TabularModel) -> Manifest:
+    """The features in the artifact's own order where it names them; an error naming any column
+    the artifact needs and the reference lacks, or the other way round."""
+    names = model.artifact_feature_names()
+    if names is None:
+        return manifest
+    have = {f.name: f for f in manifest.features}
+    missing = [n for n in names if n not in have]
+    extra = [n for n in have if n not in names]
+    if missing:
+        raise RegistrationError(f"the model takes columns the reference lacks: {missing}")
+    if extra:
+        raise RegistrationError(
+            f"the reference has columns the model does not take: {extra}; drop them, or declare "
+            "the features in --manifest"
+        )
+    if names == [f.name for f in manifest.features]:
+        return manifest
+    return manifest.model_copy(update={"features": [have[n] for n in names]})
+
+
+def _align_categories(manifest: Manifest, model: TabularModel) -> Manifest:
+    """Categorical features as the artifact has them: a booster that stores its categories
+    (XGBoost ``enable_categorical``, LightGBM ``pandas_categorical``) fixes their codes' order; a
+    column that is text in the reference but numeric in the model is an error naming it."""
+    declared = model.artifact_categories()
+    if declared is None:
+        return manifest
+    features = []
+    for f in manifest.features:
+        if f.name not in declared:
+            if f.kind == "categorical":
+                raise RegistrationError(
+                    f"column {f.name!r} holds categories, but the model takes it as a number"
+                )
+            features.append(f)
+            continue
+        stored = declared[f.name]
+        if stored is None:  # categorical codes the booster learned from numbers: keep numbers
+            features.append(f)
+        elif f.kind != "categorical":
+            raise RegistrationError(
+                f"the model takes column {f.name!r} as a category ({', '.join(stored[:5])}, ...); "
+                "the reference holds numbers"
+            )
+        else:
+            features.append(f.model_copy(update={"categories": stored}))
+    return manifest.model_copy(update={"features": features})
+
+
+def _labels(reg: Registration, manifest: Manifest) -> pd.DataFrame | None:
+    """Labelled rows (features and target): the holdout file's, else the reference's."""
+    if manifest.target is None:
+        return None
+    source = reg.holdout if reg.holdout is not None else reg.reference
+    where = "the holdout file" if reg.holdout is not None else "the reference"
+    if manifest.target not in source.columns:
+        raise RegistrationError(f"{where} has no target column {manifest.target!r}")
+    missing = [f.name for f in manifest.features if f.name not in source.columns]
+    if missing:
+        raise RegistrationError(f"{where} lacks the features {missing}")
+    rows = source[source[manifest.target].notna()]
+    return rows if len(rows) else None
+
+
+def _holdout(
+    model: TabularModel, manifest: Manifest, rows: pd.DataFrame, seed: int
+) -> tuple[dict[str, float], dict[str, Any] | None, dict[str, float], int]:
+    """(holdout figures, calibration or None, calibration errors, rows judged). A classifier's
+    calibration is fitted on one half of the labelled rows and judged, with the figures, on the
+    other half (all rows when there are too few)."""
+    assert manifest.target is not None
+    x = _as_api_values(rows, manifest)
+    y_raw = rows[manifest.target]
+    if manifest.task == "regression":
+        y = pd.to_numeric(y_raw, errors="coerce").to_numpy(dtype=float)
+        return regression_metrics(y, model.predict_frame(x).values), None, {}, len(rows)
+    if manifest.task == "multiclass_classification":
+        raise RegistrationError("multiclass classifiers are not served yet")
+    positive = manifest.positive_class
+    y = (y_raw.map(str) == str(positive)).to_numpy(dtype=int)
+    proba = model.predict_frame(x).probabilities
+    assert proba is not None
+    n = len(y)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(n)
+    if n < 2 * MIN_CALIBRATION_ROWS or len(np.unique(y)) < 2:
+        return classification_metrics(y, proba, manifest.threshold), None, {}, n
+    fit_idx, judge_idx = order[: n // 2], order[n // 2 :]
+    calibrator = fit_calibrator(proba[fit_idx], y[fit_idx])
+    yj, pj = y[judge_idx], proba[judge_idx]
+    ece = {
+        "raw": expected_calibration_error(yj, pj),
+        "calibrated": expected_calibration_error(yj, calibrator.apply(pj)),
+    }
+    keep = calibrator.to_dict() if ece["calibrated"] < ece["raw"] else None
+    return classification_metrics(yj, pj, manifest.threshold), keep, ece, len(judge_idx)
+
+
+def register(model_dir: Path, reg: Registration) -> Registered:
+    """Register ``reg`` into ``model_dir``: validate, predict the reference, judge, profile, write.
+
+    Raises:
+        RegistrationError, ManifestError: bad input, naming the column, field or file.
+    """
+    try:
+        check_name(reg.name)
+    except ValueError as exc:
+        raise RegistrationError(str(exc)) from None
+    if reg.reference.empty:
+        raise RegistrationError("the reference has no rows")
+    hints: list[str] = []
+    manifest = _manifest(reg, hints)
+    data: bytes | None = None
+    if reg.artifact is not None:
+        try:
+            fmt = check_not_pickle(reg.artifact)
+        except ValueError as exc:
+            raise RegistrationError(str(exc)) from None
+        data = Path(reg.artifact).read_bytes()
+        file = f"model{Path(reg.artifact).suffix.lower()}"
+        manifest = manifest.model_copy(update={"artifact": ArtifactEntry(format=fmt, file=file)})
+    elif manifest.artifact is not None:
+        raise RegistrationError("the manifest names an artifact: give the file with --artifact")
+    if manifest.task == "multiclass_classification" and data is not None:
+        raise RegistrationError(
+            "multiclass classifiers are not served yet: register it as binary (one class against "
+            "the rest), or without --artifact to monitor its inputs"
+        )
+    updates: dict[str, Any] = {}
+    if manifest.task == "binary_classification":
+        positive = reg.positive_class if reg.positive_class is not None else manifest.positive_class
+        if positive is None and manifest.target is not None:
+            positive = _positive_default(reg.reference[manifest.target].dropna().tolist())
+        updates["positive_class"] = positive
+        if reg.decision_threshold is not None:
+            updates["decision_threshold"] = reg.decision_threshold
+    elif reg.positive_class is not None or reg.decision_threshold is not None:
+        raise RegistrationError("--positive-class and --threshold apply to binary classifiers")
+    if updates:
+        manifest = Manifest.parse({**manifest.model_dump(exclude_none=True), **updates}, "manifest")
+
+    reference = _as_api_values(reg.reference, manifest)
+    model: TabularModel | None = None
+    if data is not None:
+        model = _load(manifest, data)
+        manifest = _align_categories(_reorder_to_artifact(manifest, model), model)
+        model = _load(manifest, data)
+        reference = reference[[f.name for f in manifest.features]]
+        try:
+            out = model.predict_frame(reference)
+        except Exception as exc:
+            raise RegistrationError(
+                f"the model cannot predict its reference: {type(exc).__name__}: {exc}"
+            ) from None
+        output: np.ndarray | None = (
+            out.probabilities if out.probabilities is not None else out.values
+        )
+    else:
+        output = None
+
+    labelled = _labels(reg, manifest)
+    metrics: dict[str, float] = {}
+    ece: dict[str, float] = {}
+    calibration: dict[str, Any] | None = None
+    judged = 0
+    if model is not None and labelled is not None:
+        metrics, calibration, ece, judged = _holdout(model, manifest, labelled, reg.seed)
+
+    sha = hashlib.sha256(data).hexdigest() if data is not None else None
+    if manifest.artifact is not None:
+        artifact = manifest.artifact.model_copy(update={"sha256": sha})
+        manifest = manifest.model_copy(update={"artifact": artifact})
+    version = manifest.version or manifest.content_version(sha)
+    manifest = manifest.model_copy(update={"version": version})
+    manifest = _with_examples(manifest, reference)
+    fmt_name = manifest.artifact.format if manifest.artifact is not None else "none"
+    library = _LIBRARIES.get(fmt_name)
+    meta = ModelMetadata(
+        model_name=reg.name,
+        algorithm=fmt_name,
+        version=version,
+        trained_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        train_rows=0,
+        holdout_rows=judged,
+        holdout_metrics={k: float(v) for k, v in metrics.items() if np.isfinite(v)},
+        data_hash=data_hash(reg.reference),
+        params={},
+        library_versions={library: _version(library)} if library else {},
+        decision_threshold=manifest.threshold,
+        calibration=calibration,
+        calibration_ece=ece,
+    )
+    profile = ReferenceProfile.build(
+        reference,
+        features=[f.name for f in manifest.features],
+        categorical_features=[f.name for f in manifest.features if f.kind != "numeric"],
+        output=output,
+        model_name=reg.name,
+        model_version=version,
+    )
+    sample = reference
+    if len(sample) > reg.sample_rows:
+        sample = sample.sample(n=reg.sample_rows, random_state=reg.seed)
+    if manifest.target is not None and manifest.target in reg.reference.columns:
+        sample = sample.assign(
+            **{manifest.target: reg.reference.loc[sample.index, manifest.target]}
+        )
+    replaced = _write(Path(model_dir), manifest, meta, data, profile, sample)
+    return Registered(
+        manifest, meta, Path(model_dir) / reg.name, len(reference), judged, hints, replaced
+    )
+
+
+def _load(manifest: Manifest, data: bytes) -> TabularModel:
+    try:
+        return model_from_bytes(manifest, None, data)
+    except Exception as exc:
+        raise RegistrationError(
+            f"the artifact does not load as {manifest.artifact.format if manifest.artifact else '?'}: "
+            f"{type(exc).__name__}: {exc}"
+        ) from None
+
+
+def _with_examples(manifest: Manifest, reference: pd.DataFrame) -> Manifest:
+    """Each feature's example (shown in OpenAPI) from a reference row with few missing values."""
+    if any(f.example is not None for f in manifest.features):
+        return manifest
+    row = reference.iloc[int(reference.isna().sum(axis=1).to_numpy().argmin())]
+    features = []
+    for f in manifest.features:
+        v = row[f.name]
+        example = None if pd.isna(v) else (_plain(v) if f.kind != "categorical" else str(v))
+        features.append(f.model_copy(update={"example": example}))
+    return manifest.model_copy(update={"features": features})
+
+
+def _version(module: str) -> str:
+    try:
+        return str(importlib.import_module(module).__version__)
+    except Exception:  # pragma: no cover - a library without __version__
+        return "unknown"
+
+
+def _write(
+    model_dir: Path,
+    manifest: Manifest,
+    meta: ModelMetadata,
+    data: bytes | None,
+    profile: ReferenceProfile,
+    sample: pd.DataFrame,
+) -> str | None:
+    """Write the version into a new folder, then swap it in; returns the version it replaced."""
+    model_dir.mkdir(parents=True, exist_ok=True)
+    tmp = model_dir / f".new-{manifest.name}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        if data is not None and manifest.artifact is not None:
+            write_atomic(tmp / manifest.artifact.file, data)
+        write_json(tmp / METADATA_FILE, meta.to_dict())
+        (tmp / PROFILE_FILE).write_text(json.dumps(profile.to_dict(), indent=1))
+        sample.reset_index(drop=True).to_parquet(tmp / REFERENCE_SAMPLE_FILE, index=False)
+        write_atomic(tmp / MANIFEST_FILE, manifest.to_yaml().encode())
+        return _swap(model_dir / manifest.name, tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _swap(target: Path, new: Path) -> str | None:
+    """Put ``new`` in ``target``'s place. The old folder moves aside first and is removed after:
+    between the two renames a reader finds no folder and tries again (the catalogue poll)."""
+    replaced = None
+    old = None
+    if target.exists():
+        try:
+            replaced = Manifest.read(target / MANIFEST_FILE).version
+        except (OSError, ManifestError):
+            replaced = "unknown"
+        old = target.with_name(f".old-{target.name}-{uuid.uuid4().hex[:8]}")
+        os.rename(target, old)
+    try:
+        os.rename(new, target)
+    except BaseException:
+        if old is not None:
+            os.rename(old, target)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return replaced
+
+
+def remove(model_dir: Path, name: str) -> Manifest:
+    """Remove a model version from the catalogue (its history in the database stays)."""
+    folder = Path(model_dir) / name
+    if not folder.is_dir():
+        raise RegistrationError(f"no model {name!r} in {model_dir}")
+    manifest = read_manifest(folder)
+    gone = folder.with_name(f".removed-{name}-{uuid.uuid4().hex[:8]}")
+    os.rename(folder, gone)
+    shutil.rmtree(gone, ignore_errors=True)
+    return manifest
