@@ -13,7 +13,17 @@ from mlobs import __version__
 from mlobs.api import errors
 from mlobs.api.auth import KeyPolicy, parse_keys
 from mlobs.api.limits import BodySizeLimit
-from mlobs.api.routes import alerts, feedback, health, monitoring, predictions, silences, web
+from mlobs.api.routes import (
+    alerts,
+    feedback,
+    health,
+    models,
+    monitoring,
+    predictions,
+    silences,
+    v2,
+    web,
+)
 from mlobs.api.runtime import Runtime
 from mlobs.config import Settings, configure_logging
 
@@ -72,12 +82,19 @@ def create_app(
             {"name": "monitoring", "description": "Drift, data quality, reference, metrics."},
             {"name": "feedback", "description": "Late ground-truth labels."},
             {"name": "alerts", "description": "Alerts and their lifecycle."},
+            {"name": "models", "description": "The model catalogue: register, list, remove."},
+            {"name": "open inference protocol", "description": "KServe / Triton V2 inference."},
         ],
     )
     app.state.runtime = runtime
     app.state.key_policy = policy
     errors.install(app)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_body_bytes,
+        # Model uploads (an artifact and its reference data) have a limit of their own.
+        overrides={("POST", "/models"): settings.max_upload_bytes},
+    )
     own_routes = list(app.router.routes)  # the OpenAPI document, /docs and /redoc
 
     def mount(_: object = None) -> None:
@@ -94,6 +111,8 @@ def create_app(
         router.include_router(feedback.build_router(policy, settings.max_batch_records))
         router.include_router(alerts.build_router(policy))
         router.include_router(silences.build_router(policy))
+        router.include_router(models.build_router(policy))
+        router.include_router(v2.build_router(policy, settings.max_batch_records))
         router.include_router(web.router)
         app.router.routes = [*own_routes, *router.routes]
         app.openapi_schema = None  # rebuilt from these routes at the next /openapi.json

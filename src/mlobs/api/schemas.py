@@ -182,6 +182,7 @@ class ModelOut(BaseModel):
     loaded: bool
     task: Task | None = Field(None, description="None when the manifest is unreadable.")
     algorithm: str | None = None
+    artifact_format: str | None = Field(None, description="xgboost, lightgbm, skops or onnx.")
     version: str | None = None
     trained_at: str | None = None
     train_rows: int | None = None
@@ -193,6 +194,15 @@ class ModelOut(BaseModel):
 
 class ModelsOut(BaseModel):
     models: list[ModelOut]
+
+
+class ModelRemovedOut(BaseModel):
+    """A model removed from the catalogue."""
+
+    name: str
+    version: str | None
+    alerts_resolved: int = Field(description="Its open alerts, resolved by the removal.")
+    rows_deleted: int = Field(description="History rows deleted (with purge=true).")
 
 
 class ModelHealth(BaseModel):
@@ -208,6 +218,7 @@ class HealthOut(BaseModel):
     database: Literal["ok", "unreachable"]
     log_queue_depth: int
     version: str
+    worker: int = Field(description="Process id of the worker that answered (with --workers N).")
 
 
 class ProbeOut(BaseModel):

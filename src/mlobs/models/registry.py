@@ -28,6 +28,7 @@ class ModelRegistry:
     models: dict[str, TabularModel] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     manifests: dict[str, Manifest] = field(default_factory=dict)
+    monitor_only: set[str] = field(default_factory=set)
 
     @classmethod
     def catalog(cls, model_dir: Path) -> ModelRegistry:
@@ -57,6 +58,7 @@ class ModelRegistry:
                 continue
             if manifest.artifact is None:
                 reg.errors[name] = "monitor-only: no artifact to serve"
+                reg.monitor_only.add(name)
                 continue
             try:
                 reg.models[name] = load_model(model_dir, name)

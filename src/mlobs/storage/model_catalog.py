@@ -9,6 +9,7 @@ nothing behind, and a reader sees the old version or the new one, never half of 
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import importlib
 import json
@@ -23,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sqlalchemy import Engine, delete, select
 
 from mlobs.models.artifacts import (
     METADATA_FILE,
@@ -50,6 +52,7 @@ from mlobs.models.manifest import (
 from mlobs.models.schema import Task
 from mlobs.monitoring.profiles import PROFILE_FILE, ReferenceProfile
 from mlobs.stats.estimation import expected_calibration_error, fit_calibrator
+from mlobs.storage import tables
 
 REFERENCE_SAMPLE_FILE = "reference.parquet"
 # An integer column with this many distinct values or fewer may be a category in disguise.
@@ -65,7 +68,12 @@ _LIBRARIES = {
 
 
 class RegistrationError(ValueError):
-    """A registration that cannot go on; the message names the column, field or file."""
+    """A registration that cannot go on; the message names the column or file, ``field`` the
+    input it is about (``reference``, ``artifact``, ``target``, ``name``, ...)."""
+
+    def __init__(self, message: str, *, field: str = "reference") -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -109,7 +117,9 @@ def _positive_default(values: Sequence[Any]) -> Any:
     if set(map(str, uniq)) <= {"0", "1", "True", "False", "0.0", "1.0"}:
         return 1 if not any(isinstance(v, (bool, np.bool_)) for v in uniq) else True
     if len(uniq) < 2:
-        raise RegistrationError(f"the target has one value only ({uniq}); a classifier needs two")
+        raise RegistrationError(
+            f"the target has one value only ({uniq}); a classifier needs two", field="target"
+        )
     return uniq[1]
 
 
@@ -124,7 +134,9 @@ def infer_task(y: pd.Series) -> Task:
     if (not numeric or whole) and n <= 20:
         return "multiclass_classification"
     if not numeric:
-        raise RegistrationError(f"target {y.name!r} has {n} text labels: too many for a classifier")
+        raise RegistrationError(
+            f"target {y.name!r} has {n} text labels: too many for a classifier", field="target"
+        )
     return "regression"
 
 
@@ -135,7 +147,9 @@ def draft_features(
     distinct values, which may be categories)."""
     unknown = sorted(set(categorical) - set(df.columns))
     if unknown:
-        raise RegistrationError(f"--categorical names columns the reference lacks: {unknown}")
+        raise RegistrationError(
+            f"--categorical names columns the reference lacks: {unknown}", field="categorical"
+        )
     features, hints = [], []
     for col in df.columns:
         if col in exclude:
@@ -176,7 +190,8 @@ def _as_api_values(df: pd.DataFrame, manifest: Manifest) -> pd.DataFrame:
             except (TypeError, ValueError):
                 bad = s[pd.to_numeric(s, errors="coerce").isna() & s.notna()].iloc[0]
                 raise RegistrationError(
-                    f"column {f.name!r} is numeric in the manifest but holds {bad!r}"
+                    f"column {f.name!r} is numeric in the manifest but holds {bad!r}",
+                    field="reference",
                 ) from None
     return pd.DataFrame(out, columns=[f.name for f in manifest.features])
 
@@ -192,26 +207,33 @@ def _manifest(reg: Registration, hints: list[str]) -> Manifest:
             base = base.model_copy(update={"name": reg.name})
         missing = [f.name for f in base.features if f.name not in df.columns]
         if missing:
-            raise RegistrationError(f"the reference lacks the manifest's features {missing}")
+            raise RegistrationError(
+                f"the reference lacks the manifest's features {missing}", field="reference"
+            )
         if reg.target is not None and base.target not in (None, reg.target):
             raise RegistrationError(
-                f"--target {reg.target!r} differs from the manifest's {base.target!r}"
+                f"--target {reg.target!r} differs from the manifest's {base.target!r}",
+                field="target",
             )
         target = reg.target or base.target
         return Manifest.parse(
             {**base.model_dump(exclude_none=True), "target": target}, "manifest"
         ) if target else base  # fmt: skip
     if reg.target is not None and reg.target not in df.columns:
-        raise RegistrationError(f"the reference has no target column {reg.target!r}")
+        raise RegistrationError(
+            f"the reference has no target column {reg.target!r}", field="target"
+        )
     task = reg.task
     if task is None:
         if reg.target is None:
-            raise RegistrationError("give --task (or --target, to infer it from the labels)")
+            raise RegistrationError(
+                "give --task (or --target, to infer it from the labels)", field="task"
+            )
         task = infer_task(df[reg.target])
     features, more = draft_features(df, [reg.target] if reg.target else [], reg.categorical)
     hints.extend(more)
     if not features:
-        raise RegistrationError("the reference has no feature columns")
+        raise RegistrationError("the reference has no feature columns", field="reference")
     data: dict[str, Any] = {
         "name": reg.name,
         "task": task,
@@ -237,11 +259,14 @@ def _reorder_to_artifact(manifest: Manifest, model: TabularModel) -> Manifest:
     missing = [n for n in names if n not in have]
     extra = [n for n in have if n not in names]
     if missing:
-        raise RegistrationError(f"the model takes columns the reference lacks: {missing}")
+        raise RegistrationError(
+            f"the model takes columns the reference lacks: {missing}", field="reference"
+        )
     if extra:
         raise RegistrationError(
             f"the reference has columns the model does not take: {extra}; drop them, or declare "
-            "the features in --manifest"
+            "the features in --manifest",
+            field="reference",
         )
     if names == [f.name for f in manifest.features]:
         return manifest
@@ -260,7 +285,8 @@ def _align_categories(manifest: Manifest, model: TabularModel) -> Manifest:
         if f.name not in declared:
             if f.kind == "categorical":
                 raise RegistrationError(
-                    f"column {f.name!r} holds categories, but the model takes it as a number"
+                    f"column {f.name!r} holds categories, but the model takes it as a number",
+                    field="reference",
                 )
             features.append(f)
             continue
@@ -270,7 +296,8 @@ def _align_categories(manifest: Manifest, model: TabularModel) -> Manifest:
         elif f.kind != "categorical":
             raise RegistrationError(
                 f"the model takes column {f.name!r} as a category ({', '.join(stored[:5])}, ...); "
-                "the reference holds numbers"
+                "the reference holds numbers",
+                field="reference",
             )
         else:
             features.append(f.model_copy(update={"categories": stored}))
@@ -283,11 +310,14 @@ def _labels(reg: Registration, manifest: Manifest) -> pd.DataFrame | None:
         return None
     source = reg.holdout if reg.holdout is not None else reg.reference
     where = "the holdout file" if reg.holdout is not None else "the reference"
+    where_field = "holdout" if reg.holdout is not None else "reference"
     if manifest.target not in source.columns:
-        raise RegistrationError(f"{where} has no target column {manifest.target!r}")
+        raise RegistrationError(
+            f"{where} has no target column {manifest.target!r}", field=where_field
+        )
     missing = [f.name for f in manifest.features if f.name not in source.columns]
     if missing:
-        raise RegistrationError(f"{where} lacks the features {missing}")
+        raise RegistrationError(f"{where} lacks the features {missing}", field=where_field)
     rows = source[source[manifest.target].notna()]
     return rows if len(rows) else None
 
@@ -305,7 +335,7 @@ def _holdout(
         y = pd.to_numeric(y_raw, errors="coerce").to_numpy(dtype=float)
         return regression_metrics(y, model.predict_frame(x).values), None, {}, len(rows)
     if manifest.task == "multiclass_classification":
-        raise RegistrationError("multiclass classifiers are not served yet")
+        raise RegistrationError("multiclass classifiers are not served yet", field="task")
     positive = manifest.positive_class
     y = (y_raw.map(str) == str(positive)).to_numpy(dtype=int)
     proba = model.predict_frame(x).probabilities
@@ -335,9 +365,9 @@ def register(model_dir: Path, reg: Registration) -> Registered:
     try:
         check_name(reg.name)
     except ValueError as exc:
-        raise RegistrationError(str(exc)) from None
+        raise RegistrationError(str(exc), field="name") from None
     if reg.reference.empty:
-        raise RegistrationError("the reference has no rows")
+        raise RegistrationError("the reference has no rows", field="reference")
     hints: list[str] = []
     manifest = _manifest(reg, hints)
     data: bytes | None = None
@@ -345,16 +375,19 @@ def register(model_dir: Path, reg: Registration) -> Registered:
         try:
             fmt = check_not_pickle(reg.artifact)
         except ValueError as exc:
-            raise RegistrationError(str(exc)) from None
+            raise RegistrationError(str(exc), field="artifact") from None
         data = Path(reg.artifact).read_bytes()
         file = f"model{Path(reg.artifact).suffix.lower()}"
         manifest = manifest.model_copy(update={"artifact": ArtifactEntry(format=fmt, file=file)})
     elif manifest.artifact is not None:
-        raise RegistrationError("the manifest names an artifact: give the file with --artifact")
+        raise RegistrationError(
+            "the manifest names an artifact: give the file with --artifact", field="artifact"
+        )
     if manifest.task == "multiclass_classification" and data is not None:
         raise RegistrationError(
             "multiclass classifiers are not served yet: register it as binary (one class against "
-            "the rest), or without --artifact to monitor its inputs"
+            "the rest), or without --artifact to monitor its inputs",
+            field="task",
         )
     updates: dict[str, Any] = {}
     if manifest.task == "binary_classification":
@@ -365,7 +398,9 @@ def register(model_dir: Path, reg: Registration) -> Registered:
         if reg.decision_threshold is not None:
             updates["decision_threshold"] = reg.decision_threshold
     elif reg.positive_class is not None or reg.decision_threshold is not None:
-        raise RegistrationError("--positive-class and --threshold apply to binary classifiers")
+        raise RegistrationError(
+            "--positive-class and --threshold apply to binary classifiers", field="positive_class"
+        )
     if updates:
         manifest = Manifest.parse({**manifest.model_dump(exclude_none=True), **updates}, "manifest")
 
@@ -380,7 +415,8 @@ def register(model_dir: Path, reg: Registration) -> Registered:
             out = model.predict_frame(reference)
         except Exception as exc:
             raise RegistrationError(
-                f"the model cannot predict its reference: {type(exc).__name__}: {exc}"
+                f"the model cannot predict its reference: {type(exc).__name__}: {exc}",
+                field="reference",
             ) from None
         output: np.ndarray | None = (
             out.probabilities if out.probabilities is not None else out.values
@@ -447,7 +483,8 @@ def _load(manifest: Manifest, data: bytes) -> TabularModel:
     except Exception as exc:
         raise RegistrationError(
             f"the artifact does not load as {manifest.artifact.format if manifest.artifact else '?'}: "
-            f"{type(exc).__name__}: {exc}"
+            f"{type(exc).__name__}: {exc}",
+            field="artifact",
         ) from None
 
 
@@ -497,8 +534,18 @@ def _write(
 
 
 def _swap(target: Path, new: Path) -> str | None:
-    """Put ``new`` in ``target``'s place. The old folder moves aside first and is removed after:
-    between the two renames a reader finds no folder and tries again (the catalogue poll)."""
+    """Put ``new`` in ``target``'s place, one registration at a time (a lock file in the model
+    directory). The old folder moves aside first and is removed after: between the two renames a
+    reader finds no folder and tries again (the catalogue poll)."""
+    with open(target.parent / ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            return _swap_locked(target, new)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _swap_locked(target: Path, new: Path) -> str | None:
     replaced = None
     old = None
     if target.exists():
@@ -523,9 +570,28 @@ def remove(model_dir: Path, name: str) -> Manifest:
     """Remove a model version from the catalogue (its history in the database stays)."""
     folder = Path(model_dir) / name
     if not folder.is_dir():
-        raise RegistrationError(f"no model {name!r} in {model_dir}")
+        raise RegistrationError(f"no model {name!r} in {model_dir}", field="name")
     manifest = read_manifest(folder)
     gone = folder.with_name(f".removed-{name}-{uuid.uuid4().hex[:8]}")
     os.rename(folder, gone)
     shutil.rmtree(gone, ignore_errors=True)
     return manifest
+
+
+def purge_history(engine: Engine, name: str) -> int:
+    """Delete a model's rows from every table (predictions, windows, results, labels, alerts and
+    their events); returns how many rows went."""
+    deleted = 0
+    with engine.begin() as conn:
+        # Children first: SQLite enforces no foreign key unless asked to.
+        alert_ids = select(tables.alerts.c.id).where(tables.alerts.c.model_name == name)
+        window_ids = select(tables.drift_windows.c.id).where(
+            tables.drift_windows.c.model_name == name
+        )
+        ev, wc = tables.alert_events, tables.drift_window_counts
+        deleted += conn.execute(delete(ev).where(ev.c.alert_id.in_(alert_ids))).rowcount
+        deleted += conn.execute(delete(wc).where(wc.c.window_id.in_(window_ids))).rowcount
+        for table in tables.metadata.sorted_tables[::-1]:
+            if "model_name" in table.c:
+                deleted += conn.execute(delete(table).where(table.c.model_name == name)).rowcount
+    return deleted

@@ -19,7 +19,13 @@ from mlobs.models.artifacts import METADATA_FILE, model_names, read_manifest
 from mlobs.models.manifest import Manifest, ManifestError
 from mlobs.models.schema import Task
 from mlobs.storage.datafiles import DataFileError, read_table
-from mlobs.storage.model_catalog import Registered, Registration, RegistrationError, register
+from mlobs.storage.model_catalog import (
+    Registered,
+    Registration,
+    RegistrationError,
+    purge_history,
+    register,
+)
 
 
 class CommandError(Exception):
@@ -219,10 +225,7 @@ def forget_history(database_url: str, name: str, *, purge: bool) -> tuple[int, i
     ``purge``, delete its rows from every table. Returns (alerts resolved, rows deleted)."""
     from datetime import datetime, timezone
 
-    from sqlalchemy import delete, select
-
     from mlobs.monitoring.alerts import AlertFilter
-    from mlobs.storage import tables
     from mlobs.storage.alert_repository import AlertRepository
     from mlobs.storage.db import make_engine, migrate
 
@@ -239,22 +242,7 @@ def forget_history(database_url: str, name: str, *, purge: bool) -> tuple[int, i
                     alert.id, "resolved", now, "mlobs", "model removed from the catalogue"
                 )
                 resolved += 1
-        deleted = 0
-        if purge:
-            with engine.begin() as conn:
-                # Children first: SQLite enforces no foreign key unless asked to.
-                alert_ids = select(tables.alerts.c.id).where(tables.alerts.c.model_name == name)
-                window_ids = select(tables.drift_windows.c.id).where(
-                    tables.drift_windows.c.model_name == name
-                )
-                ev, wc = tables.alert_events, tables.drift_window_counts
-                deleted += conn.execute(delete(ev).where(ev.c.alert_id.in_(alert_ids))).rowcount
-                deleted += conn.execute(delete(wc).where(wc.c.window_id.in_(window_ids))).rowcount
-                for table in tables.metadata.sorted_tables[::-1]:
-                    if "model_name" in table.c:
-                        deleted += conn.execute(
-                            delete(table).where(table.c.model_name == name)
-                        ).rowcount
+        deleted = purge_history(engine, name) if purge else 0
         return resolved, deleted
     finally:
         engine.dispose()

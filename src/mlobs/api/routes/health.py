@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
@@ -21,6 +23,9 @@ def _health(rt: Runtime) -> HealthOut:
     for name in rt.models.names:
         if name in rt.models.models:
             models[name] = ModelHealth(loaded=True, version=rt.models.models[name].version)
+        elif name in rt.models.monitor_only:  # watched, never served: nothing is wrong
+            models[name] = ModelHealth(loaded=False, version=rt.models.manifests[name].version,
+                                       error="monitor-only: no artifact to serve")  # fmt: skip
         else:
             error = rt.models.errors.get(name, "loading" if loading else "not loaded")
             models[name] = ModelHealth(loaded=False, error=error)
@@ -52,6 +57,7 @@ def _health(rt: Runtime) -> HealthOut:
         database="unreachable" if db_error else "ok",
         log_queue_depth=rt.prediction_log.depth,
         version=__version__,
+        worker=os.getpid(),
     )
 
 

@@ -15,12 +15,11 @@ from mlobs.api.auth import Guard, KeyPolicy
 from mlobs.api.bodies import ModelBodies
 from mlobs.api.deps import RuntimeDep, ServiceDep
 from mlobs.api.errors import BODY, responses
+from mlobs.api.routes.models import model_out
 from mlobs.api.schemas import (
     BatchOut,
     BatchRequestBase,
-    FeatureOut,
     LoggedPredictionOut,
-    ModelOut,
     ModelsOut,
     PredictionOut,
     batch_request_model,
@@ -87,40 +86,9 @@ def build_router(policy: KeyPolicy, max_batch_records: int, bodies: ModelBodies)
 
     @router.get("/predict/models", response_model=ModelsOut)
     def list_models(rt: RuntimeDep) -> ModelsOut:
-        """The models, with version, holdout metrics and feature schema, or why one is not loaded."""
-        out = []
-        for name in rt.models.names:
-            manifest = rt.models.manifests.get(name)
-            model = rt.models.models.get(name)
-            if model is None or model.schema is None or model.metadata is None:
-                error = rt.models.errors.get(name) or "loading"
-                task = manifest.task if manifest is not None else None
-                out.append(ModelOut(name=name, loaded=False, task=task, error=error))
-                continue
-            schema, meta = model.schema, model.metadata
-            features = [
-                FeatureOut(
-                    **{k: v for k, v in f.to_dict().items() if k not in ("categories", "example")},
-                    categories=list(schema.categories.get(f.name, ())),
-                    training_range=schema.ranges.get(f.name),
-                )
-                for f in schema.spec.features
-            ]
-            out.append(
-                ModelOut(
-                    name=name,
-                    loaded=True,
-                    task=model.task,
-                    algorithm=meta.algorithm,
-                    version=meta.version,
-                    trained_at=meta.trained_at,
-                    train_rows=meta.train_rows,
-                    holdout_metrics=dict(meta.holdout_metrics),
-                    decision_threshold=meta.decision_threshold if model.is_classifier else None,
-                    features=features,
-                )
-            )
-        return ModelsOut(models=out)
+        """The models, with version, holdout metrics and feature schema, or why one is not loaded
+        (the same as ``GET /models``)."""
+        return ModelsOut(models=[model_out(rt, n) for n in rt.models.names])
 
     @router.get(
         "/predictions/{prediction_id}",

@@ -1,0 +1,73 @@
+"""The README's "Monitor your own model" section, run as written: its Python block saves a model
+and a reference, its commands register the model, list the catalogue, serve it and ask it for a
+prediction (on a free port instead of 8000)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from helpers import eventually, free_port, stop_process_group
+
+pytestmark = pytest.mark.slow
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def _section_blocks(title: str) -> dict[str, str]:
+    text = README.read_text()
+    section = text.split(f"## {title}\n", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```(\w+)\n(.*?)```", section, flags=re.S)
+    found: dict[str, str] = {}
+    for lang, body in blocks:
+        found.setdefault(lang, body)
+    return found
+
+
+def test_the_readme_commands_register_serve_and_predict(tmp_path: Path) -> None:
+    blocks = _section_blocks("Monitor your own model")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "COLUMNS": "200"}  # fmt: skip
+    for var in ("MODEL_DIR", "DATA_DIR", "DATABASE_URL"):  # the README's defaults, under tmp_path
+        env.pop(var, None)
+    (tmp_path / "save.py").write_text(blocks["python"])
+    subprocess.run([sys.executable, "save.py"], cwd=tmp_path, env=env, check=True, timeout=300)
+
+    port = str(free_port())
+    lines = [ln.split("  #")[0].strip() for ln in blocks["bash"].splitlines() if ln.strip()]
+    assert any(ln.startswith("mlobs serve") for ln in lines) and lines[-1].startswith("curl")
+    server = None
+    log = open(tmp_path / "server.log", "wb")  # closed in the finally below
+    try:
+        for line in lines:
+            words = [port if w == "8000" else w for w in shlex.split(line)]
+            words = [w.replace("localhost:8000", f"localhost:{port}") for w in words]
+            if words[:2] == ["mlobs", "serve"]:
+                server = subprocess.Popen(words, cwd=tmp_path, env=env, stdout=log,
+                                          stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+                eventually(lambda: _ready(port), ignore=(httpx.TransportError,),
+                           message=lambda: (tmp_path / "server.log").read_text()[-2000:])  # fmt: skip
+                continue
+            out = subprocess.run(words, cwd=tmp_path, env=env, capture_output=True, text=True,
+                                 timeout=300, check=False)  # fmt: skip
+            assert out.returncode == 0, (line, out.stdout, out.stderr)
+            if words[0] == "curl":
+                answer = json.loads(out.stdout)
+                assert answer["model_name"] == "cancer" and 0 <= answer["probability"] <= 1
+            if words[:3] == ["mlobs", "models", "list"]:
+                assert "cancer" in out.stdout and "xgboost" in out.stdout
+    finally:
+        if server is not None:
+            stop_process_group(server)
+        log.close()
+
+
+def _ready(port: str) -> bool:
+    return httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=5).status_code == 200
