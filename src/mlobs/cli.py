@@ -385,11 +385,6 @@ def serve(
             shutil.rmtree(made, ignore_errors=True)
 
 
-def _model_list(values: list[str] | None) -> list[str]:
-    """Models from repeated and/or comma-separated values (``--models fraud,churn``)."""
-    return _names([n.strip() for v in values or [] for n in v.split(",") if n.strip()] or None)
-
-
 @app.command()
 def simulate(
     url: Annotated[
@@ -441,13 +436,18 @@ def simulate(
     from mlobs.tools.simulate import ApiUnreachable, SimulationConfig, print_summary
     from mlobs.tools.simulate import simulate as run
 
-    _settings()
+    settings = _settings()
     logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per request
-    config = SimulationConfig(
-        url=url, models=tuple(_model_list(models)), duration=duration, rate=rate, drift=drift,
+    names = [n.strip() for v in models or [] for n in v.split(",") if n.strip()] or list(DEMO_NAMES)
+    try:
+        config = SimulationConfig(
+            url=url, models=tuple(names), duration=duration, rate=rate, drift=drift,
         drift_after=drift_after, ramp=ramp, feedback_share=feedback, feedback_delay=feedback_delay,
-        concurrency=concurrency, timeout=timeout, settle=settle, seed=seed, api_key=api_key,
-    )  # fmt: skip
+            concurrency=concurrency, timeout=timeout, settle=settle, seed=seed, api_key=api_key,
+            model_dir=settings.model_dir,
+        )  # fmt: skip
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--models") from None
     try:
         result = run(config, console)
     except ApiUnreachable as exc:

@@ -315,7 +315,8 @@ def test_a_new_version_replaces_the_old_and_the_old_layout_still_reads(
     assert again.exit_code == 0 and f"replaces {first.version}" in again.output
     second = Manifest.read(models / m.name / "manifest.yaml")
     assert second.version != first.version and second.decision_threshold == 0.3
-    assert sorted(p.name for p in models.iterdir()) == [m.name]  # no temporary folder left
+    # No temporary folder left (the lock file that orders registrations stays).
+    assert sorted(p.name for p in models.iterdir()) == [".lock", m.name]
     # A demo model folder written before manifests existed sits beside it and loads.
     shutil.copytree(model_dir / "price", models / "price")
     (models / "price" / "manifest.yaml").unlink()

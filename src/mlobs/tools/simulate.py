@@ -1,4 +1,4 @@
-"""The traffic simulator: generated records sent to a running API at a fixed rate per model
+"""The traffic simulator: records sent to a running API at a fixed rate per model
 (open loop, optional linear ramp), optionally drifted, with late labels for a share of them; a
 progress bar while it runs and a summary at the end (traffic, drift, alerts the run raised).
 
@@ -6,6 +6,11 @@ Bounded: the schedule fixes the number of requests (``rate x duration``, less th
 triangle), at most ``concurrency`` are in flight (a request due while the limit is reached is not
 sent and is counted as ``dropped``, as k6 counts dropped iterations), and every request has a
 timeout. Whatever the server does, the run ends within ``duration + timeout + settle`` seconds.
+
+Records: a demo model's come from its generator (drift presets, concept drift and labels that
+follow the features); any other model's are drawn from its reference sample in ``MODEL_DIR`` and
+drifted in ways any schema can take (``drift_rows``): numeric shifts in standard deviations,
+re-weighted categories, missing values; their labels are the sample's own.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -33,6 +39,9 @@ from rich.progress import (
 from rich.table import Table
 
 from mlobs.data.generator import DATASETS, DriftSpec, generate
+from mlobs.models.artifacts import read_manifest
+from mlobs.models.manifest import Manifest
+from mlobs.storage.model_catalog import REFERENCE_SAMPLE_FILE as SAMPLE_FILE
 from mlobs.tools.schedule import Tally, merge, schedule, total
 
 POOL_ROWS = 20_000  # generated rows per model and phase; longer runs cycle through them
@@ -60,15 +69,23 @@ class SimulationConfig:
     seed: int = 42
     api_key: str | None = None
     ready_timeout: float = 60.0
+    model_dir: Path | None = None  # where the reference samples of catalogue models are
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.drift <= 1.0:
             raise ValueError(f"drift must be in [0, 1], got {self.drift}")
         if not 0.0 <= self.feedback_share <= 1.0:
             raise ValueError(f"feedback share must be in [0, 1], got {self.feedback_share}")
-        unknown = [m for m in self.models if m not in DATASETS]
-        if unknown or not self.models:
-            raise ValueError(f"unknown model(s) {unknown}; choose from {list(DATASETS)}")
+        if not self.models:
+            raise ValueError("no model to send traffic to")
+        for m in self.models:
+            if m in DATASETS:
+                continue
+            if self.model_dir is None or not (Path(self.model_dir) / m / SAMPLE_FILE).is_file():
+                raise ValueError(
+                    f"model {m!r}: no reference sample {Path(self.model_dir or '.') / m / SAMPLE_FILE}; "
+                    f"the demo models are {list(DATASETS)}, others need MODEL_DIR"
+                )
 
     @property
     def headers(self) -> dict[str, str]:
@@ -126,9 +143,59 @@ class _Pool:
         df = generate(name, max(1, min(n, POOL_ROWS)), seed=seed, drift=drift)
         return cls(json_records(df, spec.feature_names), df[spec.target].tolist())
 
-    def row(self, i: int) -> tuple[dict[str, Any], float]:
+    @classmethod
+    def sampled(cls, folder: Path, n: int, seed: int, intensity: float) -> _Pool:
+        """Rows drawn from a catalogue model's reference sample, drifted by ``intensity``."""
+        manifest = read_manifest(folder)
+        sample = pd.read_parquet(folder / SAMPLE_FILE)
+        rng = np.random.default_rng(seed)
+        df = sample.iloc[rng.integers(0, len(sample), size=max(1, min(n, POOL_ROWS)))]
+        df = drift_rows(df.reset_index(drop=True), manifest, intensity, rng)
+        target = manifest.target
+        labels = df[target].tolist() if target and target in df.columns else [math.nan] * len(df)
+        return cls(json_records(df, [f.name for f in manifest.features]), labels)
+
+    def row(self, i: int) -> tuple[dict[str, Any], float | None]:
         j = i % len(self.records)
-        return self.records[j], self.labels[j]
+        label = self.labels[j]
+        return self.records[j], None if _missing(label) else label
+
+
+def drift_rows(
+    df: pd.DataFrame, manifest: Manifest, intensity: float, rng: np.random.Generator
+) -> pd.DataFrame:
+    """Drift any schema can take, at ``intensity`` in [0, 1]: the first half of the numeric
+    features move by ``2 x intensity`` standard deviations (clipped to declared bounds); the first
+    half of the categorical ones give ``intensity / 2`` of their rows to their rarest category;
+    booleans flip with probability ``intensity / 4``; nullable features lose ``intensity / 10``
+    of their values. The labels are left as they were (covariate shift)."""
+    if intensity <= 0:
+        return df
+    out = df.copy()
+    numeric = [f for f in manifest.features if f.kind == "numeric"]
+    categorical = [f for f in manifest.features if f.kind == "categorical"]
+    for f in numeric[: max(1, len(numeric) // 2)] if numeric else []:
+        x = pd.to_numeric(out[f.name], errors="coerce").astype(float)
+        sd = float(np.nanstd(x)) or 1.0
+        moved = x + 2.0 * intensity * sd
+        if f.integer:
+            moved = moved.round()
+        out[f.name] = moved.clip(lower=f.minimum, upper=f.maximum)
+    for f in categorical[: max(1, len(categorical) // 2)] if categorical else []:
+        counts = out[f.name].dropna().astype(str).value_counts()
+        if len(counts) < 2:
+            continue
+        take = rng.random(len(out)) < intensity / 2
+        out.loc[take, f.name] = counts.index[-1]
+    for f in manifest.features:
+        if f.kind == "boolean":
+            flip = rng.random(len(out)) < intensity / 4
+            out.loc[flip, f.name] = ~out.loc[flip, f.name].astype(bool)
+        if f.nullable:
+            if out[f.name].dtype == bool:
+                out[f.name] = out[f.name].astype(object)
+            out.loc[rng.random(len(out)) < intensity / 10, f.name] = None
+    return out
 
 
 # ------------------------------------------------------------------------------ before and after
@@ -280,6 +347,17 @@ def _stats_line(tallies: Any) -> str:
     )
 
 
+def _pools(config: SimulationConfig, model: str, n: int) -> dict[bool, _Pool]:
+    """The clean and the drifted records of one model."""
+    if model in DATASETS:
+        preset = DriftSpec.preset(model, config.drift)
+        return {False: _Pool.make(model, n, config.seed, None),
+                True: _Pool.make(model, n, config.seed + 1, preset)}  # fmt: skip
+    folder = Path(config.model_dir or ".") / model
+    return {False: _Pool.sampled(folder, n, config.seed, 0.0),
+            True: _Pool.sampled(folder, n, config.seed + 1, config.drift)}  # fmt: skip
+
+
 async def _drive(
     run: _Run, plan: list[tuple[float, str, int]], pools: Mapping[str, Mapping[bool, _Pool]]
 ) -> None:
@@ -334,14 +412,7 @@ def simulate(config: SimulationConfig, console: Console) -> SimulationResult:
 
     times = {m: schedule(config.rate, config.duration, config.ramp) for m in models}
     plan = merge(times)
-    preset = {m: DriftSpec.preset(m, config.drift) for m in models}
-    pools = {
-        m: {
-            False: _Pool.make(m, len(times[m]), config.seed, None),
-            True: _Pool.make(m, len(times[m]), config.seed + 1, preset[m]),
-        }
-        for m in models
-    }
+    pools = {m: _pools(config, m, len(times[m])) for m in models}
     tallies = {m: Tally(planned=len(times[m])) for m in models}
     console.print(
         f"Sending {len(plan):,} requests to {url} over {config.duration:g} s: "

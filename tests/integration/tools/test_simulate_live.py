@@ -93,3 +93,53 @@ def test_an_unreachable_api_is_one_clear_line_and_exit_code_2(tmp_path: Path) ->
     text = out.stdout + out.stderr
     assert f"cannot reach the mlobs API at {url}" in text
     assert "Traceback" not in text
+
+
+def test_a_registered_model_gets_traffic_drawn_from_its_reference_sample(
+    tmp_path: Path, model_dir: Path
+) -> None:
+    """A user's model (not the generator's): rows come from its reference sample, drifted in
+    ways any schema can take, labelled with the sample's own labels."""
+    import shutil
+
+    import xgboost as xgb
+    from sklearn.datasets import load_breast_cancer
+
+    from mlobs.tools.register import register_local
+
+    models = tmp_path / "models"
+    shutil.copytree(model_dir / "fraud", models / "fraud")
+    data = load_breast_cancer(as_frame=True).frame
+    cols = [c for c in data.columns if c != "target"]
+    booster = xgb.train({"objective": "binary:logistic", "nthread": 1},
+                        xgb.DMatrix(data[cols], label=data["target"]), num_boost_round=10)  # fmt: skip
+    booster.save_model(tmp_path / "model.ubj")
+    data.to_parquet(tmp_path / "reference.parquet")
+    register_local(models, "cancer", reference=tmp_path / "reference.parquet", target="target",
+                   artifact=tmp_path / "model.ubj")  # fmt: skip
+    env = {"MODEL_DIR": str(models), "DATA_DIR": str(tmp_path / "data"), "LOG_LEVEL": "WARNING",
+           "DRIFT_WINDOW_SIZE": "200", "DRIFT_MIN_SAMPLES": "200"}  # fmt: skip
+    with serve_process(tmp_path, env) as (url, _):
+        out = subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / "simulate_traffic.py"), "--url", url,
+             "--models", "cancer", "--duration", "15", "--rate", "15", "--drift", "0.6",
+             "--feedback", "0.5", "--feedback-delay", "1", "--settle", "3"],
+            cwd=tmp_path, env={**os.environ, **env, "COLUMNS": "200"}, capture_output=True,
+            text=True, timeout=240, check=False,
+        )  # fmt: skip
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert "Drift detected" in out.stdout
+        history = httpx.get(f"{url}/monitoring/drift/history/cancer", timeout=10).json()
+        assert history["results"] and history["results"][0]["dataset_drift"], history
+
+        def labelled() -> dict[str, Any] | None:
+            perf: dict[str, Any] = httpx.get(
+                f"{url}/monitoring/performance/cancer", timeout=10
+            ).json()
+            return perf if perf["labels"]["total"] >= 30 else None
+
+        perf = eventually(labelled, interval=0.5, message="the sample's labels never arrived")
+        assert perf["labels"]["total"] <= 225
+    # Without MODEL_DIR holding its sample, a catalogue model cannot be simulated: a clear error.
+    bad = _run("--url", "http://127.0.0.1:1", "--models", "weather", cwd=tmp_path, timeout=120)
+    assert bad.returncode == 2 and "no reference sample" in bad.stdout + bad.stderr
