@@ -12,6 +12,9 @@ Single row: from one validated record (a dict of the features, as the API hands 
 output, through ``predict_record`` of the model loaded from the catalogue; baseline, the
 library's own call on the same row already prepared (onnxruntime ``session.run`` on the input
 dict; the pipeline's ``predict_proba`` on a one-row frame). Goal: ours <= 1.5x onnxruntime's.
+
+Hot registration: a model registered into the MODEL_DIR of a running `mlobs serve --workers 2`;
+the time until both workers' /health show its version (bounded by CATALOG_POLL_SECONDS).
 """
 
 from __future__ import annotations
@@ -160,10 +163,73 @@ def bench_single_row(artifacts: dict[str, Path], repeat: int) -> dict[str, Any]:
     return out
 
 
+def bench_hot_registration(artifacts: dict[str, Path], poll: float, rounds: int) -> dict[str, Any]:
+    """`mlobs serve --workers 2` with CATALOG_POLL_SECONDS=poll: seconds from the end of a
+    registration into MODEL_DIR until both workers serve the new version (each worker polls)."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    delays = []
+    with tempfile.TemporaryDirectory() as tmp:
+        models = Path(tmp) / "models"
+        ref = make_data(2_000, seed=5).drop(columns=[f"c{j}" for j in range(CATEGORICAL)])
+        register(models, Registration(name="first", reference=ref, target="label",
+                                      artifact=artifacts["xgboost"]))  # fmt: skip
+        env = {**os.environ, "MODEL_DIR": str(models), "DATA_DIR": str(Path(tmp) / "data"),
+               "LOG_LEVEL": "WARNING", "CATALOG_POLL_SECONDS": str(poll)}  # fmt: skip
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mlobs", "serve", "--workers", "2", "--port", str(port)],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+        try:
+            workers: set[int] = set()
+            deadline = time.monotonic() + 300
+            while len(workers) < 2 and time.monotonic() < deadline:
+                try:
+                    body = httpx.get(f"{url}/health", timeout=5).json()
+                    if body["status"] != "unhealthy":
+                        workers.add(body["worker"])
+                except httpx.HTTPError:
+                    time.sleep(0.2)
+            for i in range(rounds):
+                done = register(models, Registration(
+                    name="cancer", reference=ref, target="label", artifact=artifacts["xgboost"],
+                    decision_threshold=0.3 + i / 100,
+                ))  # fmt: skip
+                t0, seen = time.monotonic(), set()
+                version = done.manifest.version
+                while seen != workers and time.monotonic() - t0 < 120:
+                    body = httpx.get(f"{url}/health", timeout=5).json()
+                    if body["models"].get("cancer", {}).get("version") == version:
+                        seen.add(body["worker"])
+                delays.append(time.monotonic() - t0)
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(60)
+    out = {"poll_seconds": poll, "rounds": rounds, "median_s": statistics.median(delays),
+           "max_s": max(delays)}  # fmt: skip
+    print(
+        f"hot registration, poll {poll:g} s: both workers serve it after median "
+        f"{out['median_s']:.2f} s, max {out['max_s']:.2f} s ({rounds} rounds)"
+    )
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--repeat", type=int, default=5_000)
+    parser.add_argument("--poll", type=float, default=5.0, help="CATALOG_POLL_SECONDS")
+    parser.add_argument("--rounds", type=int, default=5, help="hot registrations timed")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -172,6 +238,7 @@ def main() -> None:
             "machine": f"{platform.machine()} {platform.python_version()}",
             "registration": bench_registration(artifacts, [int(s) for s in args.sizes.split(",")]),
             "single_row": bench_single_row(artifacts, args.repeat),
+            "hot_registration": bench_hot_registration(artifacts, args.poll, args.rounds),
         }
     if args.out:
         args.out.write_text(json.dumps(result, indent=2))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -46,6 +47,7 @@ class OnnxModel(TabularModel):
         self._per_column: list[tuple[str, str, Any]] = []  # (feature, input name, numpy type)
         self._matrix: tuple[str, Any] | None = None  # (input name, numpy type)
         self._output_name: str = ""
+        self._buffers = threading.local()
 
     def load_estimator(self, data: bytes) -> None:
         import onnxruntime as ort
@@ -141,7 +143,27 @@ class OnnxModel(TabularModel):
         return arr.reshape(-1)
 
     def predict_record(self, record: Mapping[str, Any]) -> Prediction:
+        if self._per_column:
+            return self._output(float(self._run(self._one_row(record))[0]))
         return self._output(float(self._run(self._feed([record]))[0]))
+
+    def _one_row(self, record: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """The single-row feed: this thread's own 1x1 arrays, filled in place (allocating one
+        array per column was half of a one-row prediction)."""
+        feed: dict[str, np.ndarray] | None = getattr(self._buffers, "feed", None)
+        if feed is None:
+            feed = {name: np.empty((1, 1), dtype=object if dtype is np.str_ else dtype)
+                    for _, name, dtype in self._per_column}  # fmt: skip
+            self._buffers.feed = feed
+        for feature, name, dtype in self._per_column:
+            v = record[feature]
+            if dtype is np.str_:
+                feed[name][0, 0] = "" if v is None else str(v)
+            elif v is None and not np.issubdtype(dtype, np.floating):
+                return self._feed([record])  # a missing value in an integer input: no NaN there
+            else:
+                feed[name][0, 0] = math.nan if v is None else v
+        return feed
 
     def predict_records(self, records: Sequence[Mapping[str, Any]]) -> BatchPrediction:
         return self._batch(self._run(self._feed(records)))
