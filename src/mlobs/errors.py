@@ -15,6 +15,14 @@ class NotFound(MlobsError):
         self.kind, self.key, self.loc = kind, key, loc
 
 
+class NotServed(NotFound):
+    """A monitor-only model (no artifact): it is watched, but there is nothing to predict with."""
+
+    def __init__(self, model_name: str) -> None:
+        super().__init__("model", model_name)
+        self.args = (f"model {model_name!r} is monitor-only: it has no artifact to predict with",)
+
+
 class Conflict(MlobsError):
     """The request is valid but clashes with the current state."""
 

@@ -322,3 +322,31 @@ def test_a_new_version_replaces_the_old_and_the_old_layout_still_reads(
     (models / "price" / "manifest.yaml").unlink()
     reg = ModelRegistry.load(models)
     assert sorted(reg.models) == [m.name, "price"] and not reg.errors
+
+
+def test_a_monitor_only_model_is_watched_not_served(
+    own: dict[str, Own], tmp_path: Path, app_factory: Callable[..., TestClient]
+) -> None:
+    """Registered without an artifact: its inputs are profiled and checked; /predict says why it
+    cannot answer (404), and the service stays healthy."""
+    m = own["diabetes-lgb"]
+    models = tmp_path / "models"
+    result = CliRunner().invoke(
+        cli, ["register", m.name, "--reference", str(m.reference), "--target", m.target],
+        env={"MODEL_DIR": str(models), "COLUMNS": "200", "LOG_LEVEL": "WARNING"},
+    )  # fmt: skip
+    assert result.exit_code == 0 and "monitor-only" in result.output, result.output
+    client = app_factory(model_dir=models, wait=False)
+    eventually(lambda: client.app.state.runtime.models_ready.is_set())  # type: ignore[attr-defined]
+    health = client.get("/health").json()
+    assert health["models"][m.name]["loaded"] is False
+    assert "monitor-only" in health["models"][m.name]["error"]
+    assert not any(m.name in r for r in health["reasons"])
+    records = _records(m.frame, m.target)
+    r = client.post(f"/predict/{m.name}", json=records[0])
+    assert r.status_code == 404 and "monitor-only" in r.json()["detail"][0]["msg"]
+    shifted = m.frame.assign(bmi=m.frame["bmi"] + 3 * m.frame["bmi"].std())
+    check = client.post("/monitoring/drift/check",
+                        json={"model_name": m.name, "records": _records(shifted, m.target)})  # fmt: skip
+    assert check.status_code == 200, check.text
+    assert check.json()["drift"]["features"]["bmi"]["status"] == "critical"

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlobs.errors import ModelNotLoaded, NotFound
+from mlobs.errors import ModelNotLoaded, NotFound, NotServed
 from mlobs.models.artifacts import load_model, model_names, read_manifest
 from mlobs.models.base import TabularModel
 from mlobs.models.manifest import Manifest
@@ -69,9 +69,12 @@ class ModelRegistry:
         return reg
 
     def get(self, name: str) -> TabularModel:
-        """The loaded model, or NotFound for an unknown name, ModelNotLoaded for a known one."""
+        """The loaded model; NotFound for an unknown name, NotServed (a NotFound) for a
+        monitor-only one, ModelNotLoaded for one whose artifact did not load."""
         if name in self.models:
             return self.models[name]
+        if name in self.monitor_only:
+            raise NotServed(name)
         if name in self.errors:
             raise ModelNotLoaded(name, self.errors[name])
         raise NotFound("model", name)
