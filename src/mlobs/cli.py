@@ -314,13 +314,13 @@ def models_remove(
 
     settings = _settings()
     try:
-        manifest = remove(settings.model_dir, name)
+        version = remove(settings.model_dir, name)
     except RegistrationError as exc:
         console.print(f"[red]error:[/] {exc}", soft_wrap=True)
         raise typer.Exit(2) from None
     resolved, purged = forget_history(settings.resolved_database_url, name, purge=purge)
     console.print(
-        f"removed {name} (version {manifest.version}); {resolved} open alert(s) resolved"
+        f"removed {name} (version {version}); {resolved} open alert(s) resolved"
         + (f"; {purged} history row(s) deleted" if purge else "; its history is kept")
     )
 

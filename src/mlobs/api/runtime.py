@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 
 from mlobs.api.bodies import ModelBodies
 from mlobs.config import Settings
-from mlobs.models.artifacts import catalog_signature
+from mlobs.models.artifacts import catalog_signature, swap_in_progress
 from mlobs.models.registry import ModelRegistry
 from mlobs.monitoring.alerts import (
     LOWER_IS_BETTER,
@@ -82,6 +82,7 @@ class Runtime:
     catalog_listeners: list[Callable[[ModelRegistry], None]] = field(default_factory=list)
     _catalog_seen: tuple[tuple[str, int, int, int], ...] = ()
     _adopting: threading.Lock = field(default_factory=threading.Lock)
+    _checking: threading.Lock = field(default_factory=threading.Lock)
     _stop: threading.Event = field(default_factory=threading.Event)
     _flusher: threading.Thread | None = None
     _latency_checked: float = 0.0
@@ -314,12 +315,14 @@ class Runtime:
     def check_catalog(self) -> bool:
         """Load the catalogue again when a model was registered, replaced or removed (each
         worker polls every ``CATALOG_POLL_SECONDS``); True when it changed."""
-        seen = catalog_signature(Path(self.settings.model_dir))
-        if seen == self._catalog_seen:
-            return False
-        self.adopt(ModelRegistry.load(Path(self.settings.model_dir)))
-        self._catalog_seen = seen
-        return True
+        model_dir = Path(self.settings.model_dir)
+        with self._checking:  # the poller and a registration route, one at a time
+            seen = catalog_signature(model_dir)
+            if seen == self._catalog_seen or swap_in_progress(model_dir):
+                return False  # unchanged, or a version between its two renames: look again later
+            self.adopt(ModelRegistry.load(model_dir))
+            self._catalog_seen = seen
+            return True
 
     def adopt(self, loaded: ModelRegistry) -> None:
         """Serve and watch ``loaded``: requests in flight finish on the models they started with;

@@ -101,6 +101,26 @@ def catalog_signature(model_dir: Path) -> tuple[tuple[str, int, int, int], ...]:
     return tuple(out)
 
 
+def swap_in_progress(model_dir: Path, within: float = 60.0) -> bool:
+    """A new version is being put in place (its old folder moved aside in the last ``within``
+    seconds, the new one not yet renamed in): a reader should look again rather than conclude the
+    model is gone."""
+    import time
+
+    root = Path(model_dir)
+    if not root.is_dir():
+        return False
+    now = time.time()
+    for p in root.iterdir():
+        if p.name.startswith(".old-"):
+            try:
+                if now - p.stat().st_mtime < within:
+                    return True
+            except OSError:
+                continue
+    return False
+
+
 def is_saved(model_dir: Path, name: str) -> bool:
     folder = Path(model_dir) / name
     return manifest_path(folder) is not None or (folder / METADATA_FILE).is_file()

@@ -93,6 +93,20 @@ class ModelMetadata:
         return replace(self, version=version, decision_threshold=threshold)
 
 
+def label_key(value: Any) -> Any:
+    """A class label as one comparable value: whole floats and booleans as ints (a CSV's 1.0, a
+    JSON true and a model's 1 are the same class), anything else as its text."""
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, int):
+        return value
+    return str(value)
+
+
 @dataclass(frozen=True)
 class Prediction:
     """One model output: the prediction and, for classifiers, the positive-class probability."""

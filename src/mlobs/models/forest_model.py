@@ -17,9 +17,6 @@ from mlobs.models.base import FloatArray, TabularModel
 from mlobs.models.schema import ModelSchema
 from mlobs.models.tree_runtime import SMALL_BATCH, CompiledTrees
 
-# The only types a forest artifact may contain besides skops' defaults.
-_TRUSTED = ["sklearn.tree._tree.Tree"]
-
 
 class RandomForestModel(TabularModel):
     """RandomForest on imputed, ordinal-coded features (Treelite cannot follow NaN branches)."""
@@ -69,10 +66,11 @@ class RandomForestModel(TabularModel):
         return bytes(sio.dumps(self._forest))
 
     def load_estimator(self, data: bytes) -> None:
-        import skops.io as sio
+        from mlobs.models.skops_model import load_skops  # skops imports slowly: only here
 
-        untrusted = sio.get_untrusted_types(data=data)
-        unexpected = sorted(set(untrusted) - set(_TRUSTED))
-        if unexpected:
-            raise ValueError(f"forest artifact holds types that are not trusted: {unexpected}")
-        self._set_forest(sio.loads(data, trusted=_TRUSTED))
+        forest = load_skops(data)
+        if not isinstance(forest, RandomForestClassifier):
+            raise ValueError(
+                f"expected a RandomForestClassifier, the file holds {type(forest).__name__}"
+            )
+        self._set_forest(forest)

@@ -94,7 +94,7 @@ class FeatureEntry(BaseModel):
         default_factory=list,
         description="categorical: the categories seen, in the order of the artifact's codes",
     )
-    example: Any = None
+    example: str | bool | int | float | None = Field(None, description="shown in OpenAPI")
 
     @model_validator(mode="after")
     def _consistent(self) -> FeatureEntry:
@@ -241,9 +241,9 @@ class Manifest(BaseModel):
     def read(cls, path: Path) -> Manifest:
         """A manifest file, YAML or JSON (JSON is YAML too)."""
         try:
-            data = yaml.safe_load(Path(path).read_text())
-        except yaml.YAMLError as exc:
-            raise ManifestError(f"{path}: not YAML or JSON: {exc}") from None
+            data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            raise ManifestError(f"{path}: not YAML or JSON text: {exc}") from None
         return cls.parse(data, str(path))
 
     def to_yaml(self) -> str:

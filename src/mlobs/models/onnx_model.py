@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from mlobs.models.base import BatchPrediction, FloatArray, Prediction, TabularModel
+from mlobs.models.base import BatchPrediction, FloatArray, Prediction, TabularModel, label_key
 from mlobs.models.preprocessing import FeatureSchema
 from mlobs.models.schema import ModelSchema
 
@@ -26,6 +26,58 @@ _NUMPY_TYPES = {
     "tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(int64)": np.int64,
     "tensor(int32)": np.int32, "tensor(string)": np.str_, "tensor(bool)": np.bool_,
 }  # fmt: skip
+
+
+def inspect_graph(data: bytes) -> list[Any] | None:
+    """Check an ONNX model before onnxruntime sees it, and return its classifier's class labels
+    in score order (None when it states none). A tensor stored as external data (a file path
+    that onnxruntime would read from the server's disk) is refused: a registered model carries
+    all its weights in its one file."""
+    import onnx
+    from onnx import AttributeProto, TensorProto
+
+    try:
+        model = onnx.load_model_from_string(data)  # external data is never loaded from bytes
+    except Exception as exc:
+        raise ValueError(f"not an ONNX model: {exc}") from None
+    labels: list[Any] | None = None
+
+    def tensor(t: TensorProto, where: str) -> None:
+        if t.data_location == TensorProto.EXTERNAL or t.external_data:
+            raise ValueError(f"the ONNX tensor {t.name or where!r} refers to external data; "
+                             "save the model with all its tensors in the one file")  # fmt: skip
+
+    def graph(g: Any) -> None:
+        nonlocal labels
+        for t in g.initializer:
+            tensor(t, "initializer")
+        for s in g.sparse_initializer:
+            tensor(s.values, "sparse initializer")
+            tensor(s.indices, "sparse initializer")
+        for node in g.node:
+            for a in node.attribute:
+                if a.type == AttributeProto.TENSOR:
+                    tensor(a.t, node.name)
+                elif a.type == AttributeProto.TENSORS:
+                    for t in a.tensors:
+                        tensor(t, node.name)
+                elif a.type == AttributeProto.GRAPH:
+                    graph(a.g)
+                elif a.type == AttributeProto.GRAPHS:
+                    for sub in a.graphs:
+                        graph(sub)
+                elif a.name in ("classlabels_int64s", "classlabels_ints") and labels is None:
+                    labels = [int(v) for v in a.ints]
+                elif a.name == "classlabels_strings" and labels is None:
+                    labels = [v.decode() for v in a.strings]
+
+    graph(model.graph)
+    for function in model.functions:
+        for node in function.node:
+            for a in node.attribute:
+                if a.type == AttributeProto.TENSOR:
+                    tensor(a.t, node.name)
+    return labels
 
 
 def _identifier(name: str) -> str:
@@ -47,11 +99,13 @@ class OnnxModel(TabularModel):
         self._per_column: list[tuple[str, str, Any]] = []  # (feature, input name, numpy type)
         self._matrix: tuple[str, Any] | None = None  # (input name, numpy type)
         self._output_name: str = ""
+        self._column = 1
         self._buffers = threading.local()
 
     def load_estimator(self, data: bytes) -> None:
         import onnxruntime as ort
 
+        classes = inspect_graph(data)
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
@@ -99,6 +153,23 @@ class OnnxModel(TabularModel):
         else:
             self._output_name = outputs[0]
         self._session, self._bytes = session, data
+        # The probability column of the positive class: by the graph's own class labels where it
+        # states them, else the second column (scikit-learn's classes_[1]).
+        self._column = 1
+        if classes is not None and self.spec.task == "binary_classification":
+            wanted = classes[1] if self.positive_class is None else self.positive_class
+            keys = [label_key(c) for c in classes]
+            if label_key(wanted) not in keys:
+                raise ValueError(f"positive class {wanted!r} is not among the model's {classes}")
+            self._column = keys.index(label_key(wanted))
+        elif self.spec.task == "binary_classification" and self.positive_class not in (None, 1):
+            raise ValueError("the ONNX graph names no class labels: the positive class is its "
+                             "second probability column (class 1)")  # fmt: skip
+
+    def whole_number_inputs(self) -> list[str]:
+        """Features the graph takes as integers: they can be neither missing nor fractional."""
+        return [f for f, _, dtype in self._per_column
+                if dtype is not np.str_ and not np.issubdtype(dtype, np.floating)]  # fmt: skip
 
     def artifact_feature_names(self) -> list[str] | None:
         if self._session is None or self._matrix is not None:
@@ -133,13 +204,11 @@ class OnnxModel(TabularModel):
     def _run(self, feed: dict[str, np.ndarray]) -> FloatArray:
         out = self._session.run([self._output_name], feed)[0]
         if isinstance(out, list):  # skl2onnx's ZipMap: one {class: probability} per row
-            keys = list(out[0])
-            positive = keys[-1] if self.positive_class is None else self.positive_class
-            key = next((k for k in keys if str(k) == str(positive)), keys[-1])
+            key = list(out[0])[self._column]
             return np.array([row[key] for row in out], dtype=np.float64)
         arr = np.asarray(out, dtype=np.float64)
         if self.is_classifier and arr.ndim == 2:
-            return arr[:, 1] if arr.shape[1] > 1 else arr[:, 0]
+            return arr[:, self._column] if arr.shape[1] > 1 else arr[:, 0]
         return arr.reshape(-1)
 
     def predict_record(self, record: Mapping[str, Any]) -> Prediction:

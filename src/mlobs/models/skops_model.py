@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from mlobs.models.base import BatchPrediction, FloatArray, Prediction, TabularModel
+from mlobs.models.base import BatchPrediction, FloatArray, Prediction, TabularModel, label_key
 from mlobs.models.schema import ModelSchema
 
 _SK = "sklearn."
@@ -158,7 +158,7 @@ class SklearnModel(TabularModel):
                 if len(classes) != 2:
                     raise ValueError(f"a binary classifier needs 2 classes, has {classes}")
                 want = classes[1] if positive_class is None else positive_class
-                matches = [i for i, c in enumerate(classes) if str(c) == str(want)]
+                matches = [i for i, c in enumerate(classes) if label_key(c) == label_key(want)]
                 if not matches:
                     raise ValueError(f"positive class {want!r} is not among {classes}")
                 self._positive = matches[0]

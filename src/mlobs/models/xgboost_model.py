@@ -39,6 +39,7 @@ class XGBoostModel(TabularModel):
         super().__init__(spec, params)
         self._booster: xgb.Booster | None = None
         self._compiled: CompiledTrees | None = None
+        self._unseen: list[tuple[int, float]] = []  # (column, the "unseen" code) of categories
 
     def _fit_estimator(self, x: FloatArray, y: np.ndarray, seed: int) -> None:
         params = self.library_params(exclude=("num_boost_round",))
@@ -49,6 +50,12 @@ class XGBoostModel(TabularModel):
     def _set_booster(self, booster: xgb.Booster) -> None:
         booster.set_param({"nthread": 1})
         self._booster = booster
+        types = booster.feature_types or []
+        self._unseen = [
+            (j, float(len(self.schema.categories.get(f.name, ()))))
+            for j, f in enumerate(self.spec.features)
+            if j < len(types) and types[j] == "c" and self.schema is not None
+        ]
         try:
             self._compiled = CompiledTrees.from_xgboost(booster)
         except treelite.TreeliteError:
@@ -56,6 +63,12 @@ class XGBoostModel(TabularModel):
             self._compiled = None
 
     def _raw_predict(self, x: FloatArray) -> FloatArray:
+        if self._unseen:
+            # XGBoost's own categorical splits send an unknown code down a learned branch, not
+            # the missing one: a category never seen in training is passed as missing.
+            x = x.copy()
+            for j, code in self._unseen:
+                x[x[:, j] == code, j] = np.nan
         if self._compiled is not None and len(x) <= SMALL_BATCH:
             return self._compiled.predict(x)
         return self.booster_predict(x)

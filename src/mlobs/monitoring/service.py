@@ -12,7 +12,7 @@ from typing import Any
 
 from prometheus_client import Counter, Histogram
 
-from mlobs.errors import NotFound
+from mlobs.errors import ModelNotLoaded, NotFound
 from mlobs.models.registry import ModelRegistry
 from mlobs.monitoring.drift_monitor import DriftMonitor
 from mlobs.monitoring.metrics import Metrics
@@ -26,6 +26,14 @@ class _ModelMetrics:
     latency: Histogram
     value: Histogram
     recent: deque[float]  # the last single-row latencies, for the high_latency rule
+
+
+def _replaced(model_name: str, missing: KeyError) -> ModelNotLoaded:
+    """A record validated against a model version that was replaced, with other features, before
+    it was predicted: a 503 the client can retry, not a 500."""
+    return ModelNotLoaded(
+        model_name, f"replaced by a version without the feature {missing}; send the request again"
+    )
 
 
 def utcnow() -> datetime:
@@ -73,6 +81,9 @@ class PredictionService:
         t = time.perf_counter()
         try:
             out = model.predict_record(record)
+        except KeyError as exc:
+            self.metrics.predictions.labels(model_name, "error").inc()
+            raise _replaced(model_name, exc) from None
         except Exception:
             self.metrics.predictions.labels(model_name, "error").inc()
             raise
@@ -106,6 +117,9 @@ class PredictionService:
         t = time.perf_counter()
         try:
             out = model.predict_records(records)
+        except KeyError as exc:
+            self.metrics.predictions.labels(model_name, "error").inc(len(records))
+            raise _replaced(model_name, exc) from None
         except Exception:
             self.metrics.predictions.labels(model_name, "error").inc(len(records))
             raise

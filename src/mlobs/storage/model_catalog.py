@@ -9,6 +9,7 @@ nothing behind, and a reader sees the old version or the new one, never half of 
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import hashlib
 import importlib
@@ -24,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import ValidationError
 from sqlalchemy import Engine, delete, select
 
 from mlobs.models.artifacts import (
@@ -38,6 +40,7 @@ from mlobs.models.base import (
     TabularModel,
     classification_metrics,
     data_hash,
+    label_key,
     regression_metrics,
 )
 from mlobs.models.manifest import (
@@ -49,6 +52,7 @@ from mlobs.models.manifest import (
     check_name,
     check_not_pickle,
 )
+from mlobs.models.onnx_model import OnnxModel
 from mlobs.models.schema import Task
 from mlobs.monitoring.profiles import PROFILE_FILE, ReferenceProfile
 from mlobs.stats.estimation import expected_calibration_error, fit_calibrator
@@ -113,9 +117,9 @@ class Registered:
 def _positive_default(values: Sequence[Any]) -> Any:
     """1 (or True) for 0/1 labels, else the second label in sorted order (scikit-learn's
     ``classes_[1]``)."""
-    uniq = sorted({v.item() if hasattr(v, "item") else v for v in values}, key=str)
-    if set(map(str, uniq)) <= {"0", "1", "True", "False", "0.0", "1.0"}:
-        return 1 if not any(isinstance(v, (bool, np.bool_)) for v in uniq) else True
+    uniq = sorted({label_key(v) for v in values}, key=str)
+    if set(uniq) <= {0, 1}:
+        return 1
     if len(uniq) < 2:
         raise RegistrationError(
             f"the target has one value only ({uniq}); a classifier needs two", field="target"
@@ -154,25 +158,40 @@ def draft_features(
     for col in df.columns:
         if col in exclude:
             continue
-        s = df[col]
-        name = str(col)
-        if col in categorical or not pd.api.types.is_numeric_dtype(s):
-            cats = sorted({str(v) for v in s.dropna().unique()})
-            features.append(FeatureEntry(name=name, kind="categorical", categories=cats))
-            if len(cats) > 1_000:
-                hints.append(f"{name}: {len(cats):,} categories; an identifier is no feature")
-        elif pd.api.types.is_bool_dtype(s):
-            features.append(FeatureEntry(name=name, kind="boolean"))
-        else:
-            features.append(FeatureEntry(name=name, kind="numeric"))
-            x = s.dropna().to_numpy(dtype=float)
-            distinct = np.unique(x)
-            if x.size and np.all(np.mod(x, 1) == 0) and distinct.size <= FEW_DISTINCT:
-                hints.append(
-                    f"{name}: {distinct.size} distinct whole values; if these are codes, "
-                    f"register with --categorical {name}"
-                )
+        try:
+            entry, hint = _draft_one(df[col], str(col), col in categorical)
+        except (ValidationError, ValueError) as exc:
+            reason = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
+            raise RegistrationError(f"column {str(col)[:140]!r}: {reason}") from None
+        except TypeError:
+            raise RegistrationError(
+                f"column {str(col)[:140]!r} holds lists or objects: a feature is a number, a "
+                "category or a boolean"
+            ) from None
+        features.append(entry)
+        if hint:
+            hints.append(hint)
     return features, hints
+
+
+def _draft_one(s: pd.Series, name: str, categorical: bool) -> tuple[FeatureEntry, str | None]:
+    if categorical or not pd.api.types.is_numeric_dtype(s):
+        cats = sorted({str(v) for v in s.dropna().unique()})
+        hint = (
+            f"{name}: {len(cats):,} categories; an identifier is no feature"
+            if len(cats) > 1_000
+            else None
+        )
+        return FeatureEntry(name=name, kind="categorical", categories=cats), hint
+    if pd.api.types.is_bool_dtype(s):
+        return FeatureEntry(name=name, kind="boolean"), None
+    x = s.dropna().to_numpy(dtype=float)
+    distinct = np.unique(x[np.isfinite(x)])
+    hint = None
+    if x.size and np.all(np.mod(distinct, 1) == 0) and distinct.size <= FEW_DISTINCT:
+        hint = (f"{name}: {distinct.size} distinct whole values; if these are codes, register "
+                f"with --categorical {name}")  # fmt: skip
+    return FeatureEntry(name=name, kind="numeric"), hint
 
 
 def _as_api_values(df: pd.DataFrame, manifest: Manifest) -> pd.DataFrame:
@@ -319,6 +338,9 @@ def _labels(reg: Registration, manifest: Manifest) -> pd.DataFrame | None:
     if missing:
         raise RegistrationError(f"{where} lacks the features {missing}", field=where_field)
     rows = source[source[manifest.target].notna()]
+    if manifest.task == "regression":  # an infinite label judges nothing
+        values = pd.to_numeric(rows[manifest.target], errors="coerce")
+        rows = rows[np.isfinite(values.to_numpy(dtype=float))]
     return rows if len(rows) else None
 
 
@@ -337,7 +359,7 @@ def _holdout(
     if manifest.task == "multiclass_classification":
         raise RegistrationError("multiclass classifiers are not served yet", field="task")
     positive = manifest.positive_class
-    y = (y_raw.map(str) == str(positive)).to_numpy(dtype=int)
+    y = (y_raw.map(label_key) == label_key(positive)).to_numpy(dtype=int)
     proba = model.predict_frame(x).probabilities
     assert proba is not None
     n = len(y)
@@ -366,6 +388,12 @@ def register(model_dir: Path, reg: Registration) -> Registered:
         check_name(reg.name)
     except ValueError as exc:
         raise RegistrationError(str(exc), field="name") from None
+    # Column names are text (a frame from the Python API may have integer column names).
+    reg = dataclasses.replace(
+        reg,
+        reference=reg.reference.rename(columns=str),
+        holdout=reg.holdout.rename(columns=str) if reg.holdout is not None else None,
+    )
     if reg.reference.empty:
         raise RegistrationError("the reference has no rows", field="reference")
     hints: list[str] = []
@@ -392,9 +420,20 @@ def register(model_dir: Path, reg: Registration) -> Registered:
     updates: dict[str, Any] = {}
     if manifest.task == "binary_classification":
         positive = reg.positive_class if reg.positive_class is not None else manifest.positive_class
-        if positive is None and manifest.target is not None:
-            positive = _positive_default(reg.reference[manifest.target].dropna().tolist())
-        updates["positive_class"] = positive
+        labels = reg.reference[manifest.target].dropna().tolist() if manifest.target else []
+        if positive is None and labels:
+            positive = _positive_default(labels)
+        if (
+            positive is not None
+            and labels
+            and label_key(positive) not in set(map(label_key, labels))
+        ):
+            raise RegistrationError(
+                f"positive class {positive!r} is not among the target's labels "
+                f"{sorted(set(map(label_key, labels)), key=str)[:10]}",
+                field="positive_class",
+            )
+        updates["positive_class"] = label_key(positive) if positive is not None else None
         if reg.decision_threshold is not None:
             updates["decision_threshold"] = reg.decision_threshold
     elif reg.positive_class is not None or reg.decision_threshold is not None:
@@ -409,6 +448,13 @@ def register(model_dir: Path, reg: Registration) -> Registered:
     if data is not None:
         model = _load(manifest, data)
         manifest = _align_categories(_reorder_to_artifact(manifest, model), model)
+        if isinstance(model, OnnxModel) and model.whole_number_inputs():
+            whole = set(model.whole_number_inputs())
+            manifest = manifest.model_copy(update={"features": [
+                f.model_copy(update={"integer": True, "nullable": False})
+                if f.name in whole and f.kind == "numeric" else f
+                for f in manifest.features
+            ]})  # fmt: skip
         model = _load(manifest, data)
         reference = reference[[f.name for f in manifest.features]]
         try:
@@ -436,7 +482,8 @@ def register(model_dir: Path, reg: Registration) -> Registered:
     if manifest.artifact is not None:
         artifact = manifest.artifact.model_copy(update={"sha256": sha})
         manifest = manifest.model_copy(update={"artifact": artifact})
-    version = manifest.version or manifest.content_version(sha)
+    # The reference is part of a version: the same model registered on other rows is another one.
+    version = manifest.version or manifest.content_version(f"{sha}:{data_hash(reg.reference)}")
     manifest = manifest.model_copy(update={"version": version})
     manifest = _with_examples(manifest, reference)
     fmt_name = manifest.artifact.format if manifest.artifact is not None else "none"
@@ -566,16 +613,29 @@ def _swap_locked(target: Path, new: Path) -> str | None:
     return replaced
 
 
-def remove(model_dir: Path, name: str) -> Manifest:
-    """Remove a model version from the catalogue (its history in the database stays)."""
+def remove(model_dir: Path, name: str) -> str | None:
+    """Remove a model from the catalogue (its history in the database stays); returns the version
+    removed (None when its manifest was unreadable: a broken model can be removed too)."""
+    try:
+        check_name(name)
+    except ValueError as exc:
+        raise RegistrationError(str(exc), field="name") from None
     folder = Path(model_dir) / name
-    if not folder.is_dir():
-        raise RegistrationError(f"no model {name!r} in {model_dir}", field="name")
-    manifest = read_manifest(folder)
-    gone = folder.with_name(f".removed-{name}-{uuid.uuid4().hex[:8]}")
-    os.rename(folder, gone)
+    with open(Path(model_dir) / ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not folder.is_dir():
+                raise RegistrationError(f"no model {name!r} in {model_dir}", field="name")
+            try:
+                version = read_manifest(folder).version
+            except Exception:  # unreadable: removing it is the way out
+                version = None
+            gone = folder.with_name(f".removed-{name}-{uuid.uuid4().hex[:8]}")
+            os.rename(folder, gone)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
     shutil.rmtree(gone, ignore_errors=True)
-    return manifest
+    return version
 
 
 def purge_history(engine: Engine, name: str) -> int:

@@ -40,6 +40,7 @@ from rich.table import Table
 
 from mlobs.data.generator import DATASETS, DriftSpec, generate
 from mlobs.models.artifacts import read_manifest
+from mlobs.models.base import label_key
 from mlobs.models.manifest import Manifest
 from mlobs.storage.model_catalog import REFERENCE_SAMPLE_FILE as SAMPLE_FILE
 from mlobs.tools.schedule import Tally, merge, schedule, total
@@ -152,7 +153,16 @@ class _Pool:
         df = sample.iloc[rng.integers(0, len(sample), size=max(1, min(n, POOL_ROWS)))]
         df = drift_rows(df.reset_index(drop=True), manifest, intensity, rng)
         target = manifest.target
-        labels = df[target].tolist() if target and target in df.columns else [math.nan] * len(df)
+        labels: list[Any] = [math.nan] * len(df)
+        if target and target in df.columns:
+            if manifest.task == "regression":
+                labels = df[target].tolist()
+            elif manifest.task == "binary_classification":  # /feedback takes 1 for the positive
+                positive = label_key(
+                    manifest.positive_class if manifest.positive_class is not None else 1
+                )
+                labels = [math.nan if _missing(v) else float(label_key(v) == positive)
+                          for v in df[target]]  # fmt: skip
         return cls(json_records(df, [f.name for f in manifest.features]), labels)
 
     def row(self, i: int) -> tuple[dict[str, Any], float | None]:

@@ -155,3 +155,24 @@ def test_v2_inference_matches_predict_and_names_bad_inputs(
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "inputs", "amount"]
     r = client.post("/v2/models/nope/infer", json={"inputs": inputs})
     assert r.status_code == 404
+
+
+def test_a_request_validated_for_a_replaced_version_is_a_503_to_retry(
+    app_factory: Callable[..., TestClient],
+) -> None:
+    """A body checked against one version's features and predicted by a newer version with
+    other features: a 503 the client can send again, never a 500."""
+    client = app_factory()
+    model = client.app.state.runtime.models.models["fraud"]  # type: ignore[attr-defined]
+
+    def replaced(record: dict[str, Any]) -> Any:
+        raise KeyError("new_feature")
+
+    model.predict_record = replaced
+    model.predict_records = replaced
+    r = client.post("/predict/fraud", json=sample_records("fraud", 1)[0])
+    assert r.status_code == 503 and "send the request again" in r.json()["detail"][0]["msg"]
+    r = client.post(
+        "/predict/batch", json={"model_name": "fraud", "records": sample_records("fraud", 2)}
+    )
+    assert r.status_code == 503

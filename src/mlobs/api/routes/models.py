@@ -117,6 +117,8 @@ def build_router(policy: KeyPolicy) -> APIRouter:
                     await run_in_threadpool(register, Path(rt.settings.model_dir), reg)
                 except RegistrationError as exc:
                     raise InvalidInput(("body", exc.field), str(exc)) from None
+                except ManifestError as exc:
+                    raise InvalidInput(("body", "manifest"), str(exc)) from None
         finally:
             await form.close()
         await run_in_threadpool(rt.check_catalog)
@@ -140,7 +142,7 @@ def build_router(policy: KeyPolicy) -> APIRouter:
         if name not in rt.models:
             raise NotFound("model", name)
         try:
-            manifest = remove(Path(rt.settings.model_dir), name)
+            version = remove(Path(rt.settings.model_dir), name)
         except RegistrationError:
             raise NotFound("model", name) from None
         rt.check_catalog()
@@ -154,7 +156,7 @@ def build_router(policy: KeyPolicy) -> APIRouter:
                 resolved += 1
         deleted = purge_history(rt.engine, name) if purge else 0
         return ModelRemovedOut(
-            name=name, version=manifest.version, alerts_resolved=resolved, rows_deleted=deleted
+            name=name, version=version, alerts_resolved=resolved, rows_deleted=deleted
         )
 
     return router
@@ -230,7 +232,7 @@ def _registration(rt: Runtime, values: dict[str, str], paths: dict[str, Path]) -
 async def _save(upload: StarletteUpload, folder: Path, field: str) -> Path:
     """The upload in a file of its own, keeping only its suffix (the format); a pickle keeps its
     suffix too, so that it is refused by name."""
-    suffix = Path(upload.filename or "").suffix.lower()
+    suffix = Path(upload.filename or "").suffix.lower()[:16]
     if field in ("reference", "holdout") and suffix not in SUFFIXES:
         raise InvalidInput(
             ("body", field),
