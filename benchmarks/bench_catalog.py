@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from bench_models import _timings
 
 from mlobs.models import load_model
 from mlobs.storage.model_catalog import Registration, register
@@ -102,15 +103,8 @@ def bench_registration(artifacts: dict[str, Path], sizes: list[int]) -> list[dic
 
 
 def _timed(fn: Callable[[Any], object], inputs: list[Any], repeat: int) -> np.ndarray:
-    for x in inputs[:200]:
-        fn(x)
-    out = np.empty(repeat)
-    for i in range(repeat):
-        x = inputs[i % len(inputs)]
-        t = time.perf_counter()
-        fn(x)
-        out[i] = time.perf_counter() - t
-    return out * 1e6  # us
+    """Microseconds per call, as ``make bench`` times the demo models (200 warm-up calls)."""
+    return _timings(fn, inputs, repeat) * 1e3
 
 
 def bench_single_row(artifacts: dict[str, Path], repeat: int) -> dict[str, Any]:

@@ -148,3 +148,18 @@ def serve_process(
         yield url, proc
     finally:
         stop_process_group(proc)
+
+
+def cancer_booster(folder: Path, rounds: int = 10) -> tuple[Path, Path, pd.DataFrame]:
+    """A user's own model: an XGBoost booster on scikit-learn's breast cancer data (saved as
+    ``folder/model.ubj``) and that data as its reference (``folder/reference.parquet``)."""
+    import xgboost as xgb
+    from sklearn.datasets import load_breast_cancer
+
+    data: pd.DataFrame = load_breast_cancer(as_frame=True).frame
+    cols = [c for c in data.columns if c != "target"]
+    booster = xgb.train({"objective": "binary:logistic", "nthread": 1},
+                        xgb.DMatrix(data[cols], label=data["target"]), num_boost_round=rounds)  # fmt: skip
+    booster.save_model(folder / "model.ubj")
+    data.to_parquet(folder / "reference.parquet")
+    return folder / "model.ubj", folder / "reference.parquet", data

@@ -111,6 +111,17 @@ class Registered:
     replaced: str | None = None
 
 
+def parse_label(value: str | None) -> Any:
+    """A class label given as text (a command line, a form field): a whole number when it reads
+    as one, true/false as booleans, else the text; None or "" for none."""
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return {"true": True, "false": False}.get(value.lower(), value)
+
+
 # ---------------------------------------------------------------------------------- drafting
 
 

@@ -23,6 +23,7 @@ from mlobs.storage.model_catalog import (
     Registered,
     Registration,
     RegistrationError,
+    parse_label,
     purge_history,
     register,
 )
@@ -58,7 +59,7 @@ def register_local(
             categorical=tuple(categorical),
             holdout=read_table(holdout) if holdout is not None else None,
             manifest=Manifest.read(manifest) if manifest is not None else None,
-            positive_class=_label(positive_class),
+            positive_class=parse_label(positive_class),
             decision_threshold=threshold,
             sample_rows=sample_rows,
         )
@@ -67,16 +68,6 @@ def register_local(
         return register(model_dir, reg)
     except (DataFileError, ManifestError, RegistrationError) as exc:
         raise CommandError(str(exc)) from None
-
-
-def _label(value: str | None) -> Any:
-    """A class label from the command line: a whole number when it reads as one."""
-    if value is None:
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        return {"true": True, "false": False}.get(value.lower(), value)
 
 
 def register_remote(

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from helpers import eventually, serve_process
+from helpers import cancer_booster, eventually, serve_process
 from mlobs.tools.register import register_local
 
 pytestmark = pytest.mark.slow
@@ -44,17 +44,10 @@ def _every_worker(url: str, workers: set[int], check: Callable[[Health], bool], 
 def test_both_workers_serve_a_model_registered_while_running(
     tmp_path: Path, model_dir: Path
 ) -> None:
-    import xgboost as xgb
-    from sklearn.datasets import load_breast_cancer
-
     models = tmp_path / "models"
     shutil.copytree(model_dir / "fraud", models / "fraud")
-    data = load_breast_cancer(as_frame=True).frame
+    _, _, data = cancer_booster(tmp_path)
     cols = [c for c in data.columns if c != "target"]
-    booster = xgb.train({"objective": "binary:logistic", "nthread": 1},
-                        xgb.DMatrix(data[cols], label=data["target"]), num_boost_round=10)  # fmt: skip
-    booster.save_model(tmp_path / "model.ubj")
-    data.to_parquet(tmp_path / "reference.parquet")
     env = {"MODEL_DIR": str(models), "DATA_DIR": str(tmp_path / "data"), "LOG_LEVEL": "WARNING",
            "CATALOG_POLL_SECONDS": "0.5"}  # fmt: skip
     with serve_process(tmp_path, env, args=("--workers", "2")) as (url, _):

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from helpers import eventually, free_port, serve_process
+from helpers import cancer_booster, eventually, free_port, serve_process
 
 pytestmark = pytest.mark.slow
 
@@ -102,19 +102,11 @@ def test_a_registered_model_gets_traffic_drawn_from_its_reference_sample(
     ways any schema can take, labelled with the sample's own labels."""
     import shutil
 
-    import xgboost as xgb
-    from sklearn.datasets import load_breast_cancer
-
     from mlobs.tools.register import register_local
 
     models = tmp_path / "models"
     shutil.copytree(model_dir / "fraud", models / "fraud")
-    data = load_breast_cancer(as_frame=True).frame
-    cols = [c for c in data.columns if c != "target"]
-    booster = xgb.train({"objective": "binary:logistic", "nthread": 1},
-                        xgb.DMatrix(data[cols], label=data["target"]), num_boost_round=10)  # fmt: skip
-    booster.save_model(tmp_path / "model.ubj")
-    data.to_parquet(tmp_path / "reference.parquet")
+    cancer_booster(tmp_path)
     register_local(models, "cancer", reference=tmp_path / "reference.parquet", target="target",
                    artifact=tmp_path / "model.ubj")  # fmt: skip
     env = {"MODEL_DIR": str(models), "DATA_DIR": str(tmp_path / "data"), "LOG_LEVEL": "WARNING",

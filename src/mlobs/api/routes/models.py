@@ -29,6 +29,7 @@ from mlobs.storage.datafiles import SUFFIXES, DataFileError, read_table
 from mlobs.storage.model_catalog import (
     Registration,
     RegistrationError,
+    parse_label,
     purge_history,
     register,
     remove,
@@ -221,7 +222,7 @@ def _registration(rt: Runtime, values: dict[str, str], paths: dict[str, Path]) -
             ),
             holdout=_table(paths["holdout"], "holdout") if "holdout" in paths else None,
             manifest=Manifest.read(paths["manifest"]) if "manifest" in paths else None,
-            positive_class=_label(values.get("positive_class")),
+            positive_class=parse_label(values.get("positive_class")),
             decision_threshold=threshold,
             sample_rows=rt.settings.reference_sample_rows,
         )
@@ -250,12 +251,3 @@ def _table(path: Path, field: str) -> Any:
         return read_table(path)
     except DataFileError as exc:
         raise InvalidInput(("body", field), str(exc).replace(str(path), field)) from None
-
-
-def _label(value: str | None) -> Any:
-    if value is None or value == "":
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        return {"true": True, "false": False}.get(value.lower(), value)
