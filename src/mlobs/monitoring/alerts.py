@@ -129,7 +129,7 @@ class Signal:
 
 @dataclass(frozen=True)
 class AlertRules:
-    """Thresholds of the seed's alert table (all configurable)."""
+    """Thresholds of the alert table (all configurable)."""
 
     drift_warning_share: float = 0.2
     drift_critical_share: float = 0.3
@@ -140,7 +140,7 @@ class AlertRules:
     resolve_after: int = 3
     # performance_degradation: a metric and a bound. Unset, the model's default applies
     # (``default_performance_rule``: its manifest's rule, else its task's, see
-    # ``task_performance_rule``), else the seed's global ``accuracy < 0.8``. The bound is
+    # ``task_performance_rule``), else the global ``accuracy < 0.8``. The bound is
     # absolute (``threshold``) or relative to the holdout figure: ``holdout - delta`` for a
     # higher-is-better metric (``+ delta`` for a lower-is-better one), or ``holdout x factor``.
     performance_metric: str | None = None
@@ -291,7 +291,7 @@ class AlertRules:
 
 # Lower-is-better performance metrics (the rest are higher-is-better).
 LOWER_IS_BETTER = frozenset({"mae", "rmse", "mape", "log_loss"})
-# The seed's global default, and the defaults by task, relative to the holdout figure.
+# The global default, and the defaults by task, relative to the holdout figure.
 GLOBAL_PERFORMANCE_RULE: Mapping[str, Any] = {"metric": "accuracy", "threshold": 0.8}
 TASK_PERFORMANCE_RULES: Mapping[str, Mapping[str, Any]] = {
     "binary_classification": {"metric": "roc_auc", "delta": 0.05},

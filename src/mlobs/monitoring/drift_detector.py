@@ -7,7 +7,7 @@ is drifted features / features with a score, and ``dataset_drift`` is
 ``drift_share >= drift_share_threshold``. The model's output (prediction drift) is scored the
 same way as a numeric feature and reported apart, not counted in the share.
 
-Thresholds. PSI: the seed's 0.1 (warning) and 0.2 (critical), the industry's usual reading.
+Thresholds. PSI: 0.1 (warning) and 0.2 (critical), the industry's usual reading.
 Jensen-Shannon distance: 0.1 (warning) and 0.2 (critical). Why: on 1,000-row windows of an
 undrifted categorical with 8 levels, sampling noise gives a JS distance of about 0.03-0.05
 (JSD ~ chi2 / (8 n ln 2) with chi2 ~ k - 1), so 0.1 is beyond noise; and a 10-point shift of one

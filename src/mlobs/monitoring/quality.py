@@ -2,7 +2,7 @@
 reference range, unseen categories; each with a status.
 
 Statuses: a share above the warning bound is ``warning``, above the critical bound ``critical``.
-Defaults: missing 5% / 10% (the seed's ``data_quality_issue`` alert fires above 10%), duplicate
+Defaults: missing 5% / 10% (the ``data_quality_issue`` alert fires above 10%), duplicate
 rows 1% / 5%, outside the reference range 1% / 5%, unseen categories 1% / 5%.
 """
 

@@ -86,7 +86,7 @@ price model residuals (RMSE x1.30)     exact               0.1%      0.0%      2
 A baseline error of 0.0125 on the error rate, or of 3-5% on the RMSE, is about one standard
 error of a 1,000-row holdout. Starting the shift at label 0 is the worst case for a CUSUM: the
 statistic is never below 0, and its first passage above ``h`` only comes sooner from a higher
-start. On the seeded streams of the real-model test (20 + 20 per model, with the fixture's
+start. On seeded streams of the real-model test (20 + 20 per model, with the fixture's
 models at the time of writing) no in-control stream alarms (largest statistics 6.9 for churn, 5.8
 for price); after the shift churn alarms on 19 of 20 within 1,000 labels (mean 380; its shift
 there is +0.102 against a baseline 0.006 too high, a miss probability of 0.4% per stream) and

@@ -1,5 +1,5 @@
 """Label-free performance estimation on the real models: the calibration recorded at training time,
-and the test that can fail (the issue's): under a covariate shift that moves churn's realized
+and the test that can fail: under a covariate shift that moves churn's realized
 accuracy at least 0.05 away from its holdout figure, on 5,000 rows, the estimate lies within 0.02
 of realized accuracy while the holdout figure misses by at least 0.05.
 
@@ -73,7 +73,7 @@ def test_estimate_tracks_accuracy_under_covariate_shift_where_the_holdout_figure
 
     # The shift does move accuracy: without this the test could pass vacuously.
     assert abs(holdout - realized["accuracy"]) >= 0.05
-    # The bound of the issue.
+    # The bound.
     assert abs(estimate["accuracy"] - realized["accuracy"]) <= 0.02
     # The other figures, within their own sampling error (few predicted positives under this
     # shift, so precision scatters most), plus 0.01 for the estimate's bias.

@@ -68,7 +68,7 @@ def test_metadata_records_the_training(name: str, tmp_path: Path) -> None:
 
 
 def test_holdout_quality_at_default_sizes() -> None:
-    """The quality bar of the issue, on the sizes `mlobs generate-data` writes."""
+    """The quality bar, on the sizes `mlobs generate-data` writes."""
     from mlobs.data.store import DEFAULT_ROWS
 
     scores = {}

@@ -316,7 +316,7 @@ def test_default_performance_rules_go_by_task_relative_to_the_holdout(
 def test_a_manifest_rule_wins_and_models_without_holdout_figures() -> None:
     own = {"metric": "accuracy", "delta": 0.05}
     assert task_performance_rule("binary_classification", HOLDOUT, own) == own
-    # A classifier without the holdout figure gets the seed's accuracy < 0.8; a regressor none.
+    # A classifier without the holdout figure gets the global accuracy < 0.8; a regressor none.
     assert task_performance_rule("binary_classification", {}) == GLOBAL_PERFORMANCE_RULE
     assert task_performance_rule("multiclass_classification", {}) == GLOBAL_PERFORMANCE_RULE
     assert task_performance_rule("regression", {}) is None
@@ -354,7 +354,7 @@ def test_adopting_the_catalogue_keeps_a_models_own_rules() -> None:
 
 
 def test_seed_global_default_and_overrides() -> None:
-    # A model without a default rule gets the seed's accuracy < 0.8.
+    # A model without a default rule gets the global accuracy < 0.8.
     assert AlertRules().performance_bound("other", {}) == ("accuracy", 0.8)
     absolute = AlertRules(performance_threshold=0.9)
     assert absolute.performance_bound("churn", HOLDOUT) == ("accuracy", 0.9)

@@ -1,4 +1,4 @@
-"""DriftDetector: the seed's signature, verdict rules, edge cases, and detection on seeded streams."""
+"""DriftDetector: its documented signature, verdict rules, edge cases, and detection on seeded streams."""
 
 from __future__ import annotations
 
@@ -148,7 +148,7 @@ def _windows(name: str, feature: str | None, n: int, seed0: int) -> list[pd.Data
 @pytest.mark.parametrize(("name", "feature"), [("churn", "monthly_charges"),
                                                ("fraud", "customer_age")])  # fmt: skip
 def test_detection_quality_on_seeded_windows(name: str, feature: str) -> None:
-    """The issue's rule: of 100 undrifted 1,000-row windows against a 20,000-row reference at
+    """The rule: of 100 undrifted 1,000-row windows against a 20,000-row reference at
     most 2 show dataset drift; with a 0.5-sd mean shift in one normal feature, that feature is
     at warning or above in at least 95 of 100."""
     spec = DATASETS[name]
