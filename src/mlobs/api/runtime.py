@@ -39,6 +39,7 @@ from mlobs.storage.db import make_engine, migrate
 from mlobs.storage.drift_repository import DriftRepository
 from mlobs.storage.feedback_repository import FeedbackRepository
 from mlobs.storage.insert_process import InsertProcess, OffProcessStore
+from mlobs.storage.model_catalog import recover
 from mlobs.storage.prediction_log import PredictionLog
 from mlobs.storage.repositories import PredictionRepository
 from mlobs.storage.silence_repository import SilenceRepository
@@ -297,6 +298,11 @@ class Runtime:
             log.warning("alert checks failed: %s: %s", type(exc).__name__, exc)
 
     def _load_models(self) -> None:
+        try:
+            for line in recover(Path(self.settings.model_dir)):
+                log.warning("model catalogue: %s (left by an interrupted registration)", line)
+        except OSError as exc:  # a read-only MODEL_DIR: nothing to tidy
+            log.info("model catalogue not tidied: %s", exc)
         try:
             self._catalog_seen = catalog_signature(Path(self.settings.model_dir))
             self.adopt(ModelRegistry.load(Path(self.settings.model_dir)))

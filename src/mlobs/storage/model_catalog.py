@@ -585,10 +585,58 @@ def _write(
         (tmp / PROFILE_FILE).write_text(json.dumps(profile.to_dict(), indent=1))
         sample.reset_index(drop=True).to_parquet(tmp / REFERENCE_SAMPLE_FILE, index=False)
         write_atomic(tmp / MANIFEST_FILE, manifest.to_yaml().encode())
+        _sync(tmp)  # on disk before the swap makes it the version: a crash leaves one or the other
         return _swap(model_dir / manifest.name, tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _sync(folder: Path) -> None:
+    """fsync every file of ``folder`` and the folder itself."""
+    for path in folder.iterdir():
+        with open(path, "rb") as f:
+            os.fsync(f.fileno())
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def recover(model_dir: Path, *, older_than: float = 60.0) -> list[str]:
+    """Tidy what an interrupted registration or removal left in ``model_dir`` (at a service's
+    start): a version moved aside whose successor never arrived is put back; unfinished new
+    folders and removed ones are deleted. Only leftovers older than ``older_than`` seconds are
+    touched, so a registration in progress elsewhere is left alone. Returns what was done."""
+    import time
+
+    root = Path(model_dir)
+    if not root.is_dir():
+        return []
+    done = []
+    now = time.time()
+    with open(root / ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            for p in sorted(root.iterdir()):
+                if not p.is_dir() or not p.name.startswith((".old-", ".new-", ".removed-")):
+                    continue
+                try:
+                    if now - p.stat().st_mtime < older_than:
+                        continue
+                except OSError:
+                    continue
+                name = p.name.split("-", 1)[1].rsplit("-", 1)[0]
+                if p.name.startswith(".old-") and not (root / name).exists():
+                    os.rename(p, root / name)
+                    done.append(f"restored {name} from {p.name}")
+                else:
+                    shutil.rmtree(p, ignore_errors=True)
+                    done.append(f"removed {p.name}")
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return done
 
 
 def _swap(target: Path, new: Path) -> str | None:

@@ -174,3 +174,27 @@ def test_an_onnx_integer_input_is_declared_whole_and_never_missing(
     assert radius.integer and not radius.nullable
     texture = next(f for f in done.manifest.features if f.name == "mean texture")
     assert texture.nullable and not texture.integer
+
+
+def test_what_an_interrupted_registration_left_is_tidied(
+    cancer: pd.DataFrame, tmp_path: Path
+) -> None:
+    """A crash between the two renames leaves the old version aside and no current one: it is put
+    back; unfinished and removed folders go; a registration in progress now is left alone."""
+    import os
+    import time
+
+    from mlobs.storage.model_catalog import recover
+
+    models = tmp_path / "models"
+    register(models, Registration("m", cancer, target="target"))
+    os.rename(models / "m", models / ".old-m-1234abcd")  # the crash: moved aside, nothing in
+    (models / ".new-k-99999999").mkdir()
+    (models / ".new-busy-11111111").mkdir()
+    past = time.time() - 3600
+    for name in (".old-m-1234abcd", ".new-k-99999999"):
+        os.utime(models / name, (past, past))
+    done = recover(models)
+    assert sorted(done) == ["removed .new-k-99999999", "restored m from .old-m-1234abcd"]
+    assert (models / "m" / "manifest.yaml").is_file()
+    assert (models / ".new-busy-11111111").is_dir()  # too recent: perhaps still being written
