@@ -134,7 +134,7 @@ class ReferenceProfile:
     features: Mapping[str, FeatureProfile]
     output: NumericProfile | None = None
     created_at: str = field(
-        default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds")
+        default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="microseconds")
     )
 
     @classmethod

@@ -133,3 +133,12 @@ def test_counts_and_outcomes_cross_a_process_boundary_unchanged() -> None:
     out = PushOutcome("churn", window_rows=700, due_at=due, results=[result])
     again = PushOutcome.from_dict(orjson.loads(orjson.dumps(out.to_dict())))
     assert again == out
+
+
+def test_profile_versions_built_in_turn_order_by_age() -> None:
+    """Shared windows discard counts on an older profile: a profile replaced within the same
+    second must still order after the one it replaces."""
+    from mlobs.monitoring.drift_monitor import profile_version
+
+    versions = [profile_version(_profile()) for _ in range(3)]
+    assert versions == sorted(versions) and len(set(versions)) == 3
