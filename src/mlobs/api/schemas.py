@@ -39,23 +39,36 @@ class PredictionOut(BaseModel):
     prediction_id: str = Field(description="UUID; use it to read the prediction or send feedback.")
     model_name: str = Field(description="A model of the catalogue.")
     model_version: str
-    prediction: int | float = Field(
-        description="The class (0/1) of a binary classifier; a regressor's value."
+    prediction: int | float | str = Field(
+        description="The class (0/1) of a binary classifier; the class label of a multiclass "
+        "classifier; a regressor's value."
     )
     probability: float | None = Field(
-        None, description="Positive-class probability (classifiers only)."
+        None,
+        description="Classifiers: the positive class's probability (binary), the predicted "
+        "class's (multiclass).",
+    )
+    scores: list[float] | None = Field(
+        None,
+        description="Multiclass classifiers: every class's probability, in the order of the "
+        "model's `class_labels` (`GET /models/{name}`).",
     )
     timestamp: datetime
 
     @classmethod
     def from_record(cls, r: PredictionRecord) -> PredictionOut:
-        pred: int | float = int(r.prediction) if r.probability is not None else r.prediction
+        pred: int | float | str = r.prediction
+        if r.scores is not None and r.label is not None:
+            pred = r.label
+        elif r.probability is not None:
+            pred = int(r.prediction)
         return cls(
             prediction_id=r.id,
             model_name=r.model_name,
             model_version=r.model_version,
             prediction=pred,
             probability=r.probability,
+            scores=list(r.scores) if r.scores is not None else None,
             timestamp=r.created_at,
         )
 
@@ -188,6 +201,9 @@ class ModelOut(BaseModel):
     train_rows: int | None = None
     holdout_metrics: dict[str, float] = Field(default_factory=dict)
     decision_threshold: float | None = None
+    class_labels: list[int | str] | None = Field(
+        None, description="Multiclass classifiers: the classes, in the order of `scores`."
+    )
     features: list[FeatureOut] = Field(default_factory=list)
     error: str | None = Field(None, description="Why the model is not loaded.")
 
@@ -513,19 +529,20 @@ class SilenceListOut(BaseModel):
 # --------------------------------------------------------------------------------------- feedback
 
 
-def _finite_number(v: bool | int | float) -> bool | int | float:
-    if not isinstance(v, bool) and not math.isfinite(v):
+def _finite_number(v: bool | int | float | str) -> bool | int | float | str:
+    if isinstance(v, float) and not math.isfinite(v):
         raise ValueError("must be a finite number")
     return v
 
 
+ClassLabel = Annotated[str, Field(min_length=1, max_length=128, pattern=NO_NUL)]
 Actual = Annotated[
-    StrictBool | StrictInt | StrictFloat,
+    StrictBool | StrictInt | StrictFloat | ClassLabel,
     AfterValidator(_finite_number),
     Field(
         description=(
-            "The ground truth: 0/1 or false/true for a binary classifier, a finite number for a "
-            "regressor."
+            "The ground truth: 0/1 or false/true for a binary classifier, one of the class labels "
+            "for a multiclass classifier, a finite number for a regressor."
         )
     ),
 ]
@@ -566,8 +583,8 @@ class FeedbackOut(BaseModel):
     prediction_id: str
     model_name: str
     model_version: str
-    actual: float
-    prediction: float
+    actual: float | int | str = Field(description="A multiclass label as its class label.")
+    prediction: float | int | str
     probability: float | None = None
     status: Literal["recorded", "duplicate", "queued"] = Field(
         description="`recorded`: stored now; `duplicate`: the same label was stored before "
@@ -587,9 +604,10 @@ class LabelOut(BaseModel):
     prediction_id: str
     model_name: str
     model_version: str
-    actual: float
-    prediction: float
+    actual: float | int | str = Field(description="A multiclass label as its class label.")
+    prediction: float | int | str
     probability: float | None = None
+    scores: list[float] | None = None
     predicted_at: datetime
     received_at: datetime
 

@@ -107,18 +107,46 @@ def label_key(value: Any) -> Any:
     return str(value)
 
 
+def class_columns(artifact_classes: Sequence[Any], classes: Sequence[Any]) -> list[int]:
+    """For each of a multiclass manifest's classes, the artifact's score column that holds it
+    (the artifact may order its classes otherwise); ValueError naming any class either lacks."""
+    keys = [label_key(c) for c in artifact_classes]
+    wanted = [label_key(c) for c in classes]
+    missing = [c for c, k in zip(classes, wanted, strict=True) if k not in keys]
+    extra = [c for c, k in zip(artifact_classes, keys, strict=True) if k not in wanted]
+    if missing or extra:
+        raise ValueError(
+            f"the model's classes {list(artifact_classes)} differ from the manifest's "
+            f"{list(classes)} (missing {missing}, unknown {extra})"
+        )
+    return [keys.index(k) for k in wanted]
+
+
 @dataclass(frozen=True)
 class Prediction:
-    """One model output: the prediction and, for classifiers, the positive-class probability."""
+    """One model output: the prediction and, for classifiers, a probability: the positive
+    class's (binary) or the predicted class's (multiclass, whose ``scores`` hold every class's
+    in the manifest's class order and whose ``value`` is the predicted class's index)."""
 
     value: float
     probability: float | None = None
+    scores: tuple[float, ...] | None = None
+
+    @property
+    def monitored(self) -> float:
+        """The number drift and the value histogram watch: the probability, else the value."""
+        return self.value if self.probability is None else self.probability
 
 
 @dataclass(frozen=True)
 class BatchPrediction:
     values: FloatArray
     probabilities: FloatArray | None = None
+    scores: FloatArray | None = None  # multiclass: [N, K]
+
+    @property
+    def monitored(self) -> FloatArray:
+        return self.values if self.probabilities is None else self.probabilities
 
 
 @dataclass
@@ -161,6 +189,23 @@ def best_f1_threshold(y: np.ndarray, proba: np.ndarray) -> float:
     precision, recall, thresholds = skm.precision_recall_curve(y, proba)
     f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
     return float(thresholds[int(np.argmax(f1[:-1]))])
+
+
+def multiclass_metrics(y: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+    """Accuracy, macro precision, recall and F1, and log loss of class indices ``y`` against
+    [N, K] ``scores`` (the predicted class is the highest score)."""
+    k = scores.shape[1]
+    pred = np.argmax(scores, axis=1)
+    labels = list(range(k))
+    p = np.clip(scores, 1e-12, 1.0)
+    out = {
+        "accuracy": skm.accuracy_score(y, pred),
+        "precision": skm.precision_score(y, pred, labels=labels, average="macro", zero_division=0),
+        "recall": skm.recall_score(y, pred, labels=labels, average="macro", zero_division=0),
+        "f1": skm.f1_score(y, pred, labels=labels, average="macro", zero_division=0),
+        "log_loss": skm.log_loss(y, p / p.sum(axis=1, keepdims=True), labels=labels),
+    }
+    return {key: float(v) for key, v in out.items()}
 
 
 def regression_metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
@@ -213,8 +258,25 @@ class TabularModel(ABC):
         return self.spec.task != "regression"
 
     @property
+    def is_multiclass(self) -> bool:
+        return self.spec.task == "multiclass_classification"
+
+    @property
+    def classes(self) -> tuple[Any, ...]:
+        """A multiclass classifier's labels in score order (empty for the others)."""
+        return self.spec.classes
+
+    @property
     def tune_threshold(self) -> bool:
         return bool(self.params.get("tune_threshold", False))
+
+    def check_outputs(self, n: int, what: str = "outputs") -> None:
+        """ValueError when an artifact's number of score columns does not fit the task: one for
+        a binary classifier or a regressor, one per class for a multiclass classifier."""
+        want = len(self.classes) if self.is_multiclass else 1
+        if max(n, 1) != want:
+            kind = f"{want} classes" if self.is_multiclass else f"a {self.task}"
+            raise ValueError(f"the model has {n} {what}; the manifest declares {kind}")
 
     def artifact_feature_names(self) -> list[str] | None:
         """The input columns the loaded artifact names, in its order; None where it names none."""
@@ -237,7 +299,8 @@ class TabularModel(ABC):
 
     @abstractmethod
     def _raw_predict(self, x: FloatArray) -> FloatArray:
-        """Positive-class probability (classifiers) or the predicted value (regressors)."""
+        """Positive-class probability (binary), [N, K] class scores in the manifest's class
+        order (multiclass) or the predicted value (regressors)."""
 
     @abstractmethod
     def estimator_bytes(self) -> bytes:
@@ -316,7 +379,12 @@ class TabularModel(ABC):
             raise RuntimeError(f"model {self.name!r} is not trained")
         return self.schema
 
-    def _output(self, raw: float) -> Prediction:
+    def _output(self, raw: Any) -> Prediction:
+        if self.is_multiclass:
+            scores = np.asarray(raw, dtype=np.float64).reshape(-1)
+            best = int(np.argmax(scores))
+            return Prediction(float(best), float(scores[best]), tuple(scores.tolist()))
+        raw = float(raw)
         if self.is_classifier:
             threshold = self.metadata.decision_threshold if self.metadata else 0.5
             return Prediction(value=float(raw >= threshold), probability=raw)
@@ -324,8 +392,7 @@ class TabularModel(ABC):
 
     def predict_record(self, record: Mapping[str, Any]) -> Prediction:
         """Predict one validated record (a dict with every feature key): the single-row fast path."""
-        raw = float(self._raw_predict(self._require_schema().transform_one(record))[0])
-        return self._output(raw)
+        return self._output(self._raw_predict(self._require_schema().transform_one(record))[0])
 
     def predict_records(self, records: Sequence[Mapping[str, Any]]) -> BatchPrediction:
         """Predict many validated records in one call to the estimator."""
@@ -370,6 +437,9 @@ class TabularModel(ABC):
 
     def _batch(self, raw: FloatArray) -> BatchPrediction:
         raw = np.asarray(raw, dtype=np.float64)
+        if self.is_multiclass:
+            best = np.argmax(raw, axis=1)
+            return BatchPrediction(best.astype(np.float64), raw[np.arange(len(raw)), best], raw)
         if self.is_classifier:
             threshold = self.metadata.decision_threshold if self.metadata else 0.5
             return BatchPrediction((raw >= threshold).astype(np.float64), raw)

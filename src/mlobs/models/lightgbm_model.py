@@ -35,6 +35,7 @@ class LightGBMModel(TabularModel):
         self._one_row: LightGBMOneRow | None = None
 
     def _set_booster(self, booster: lgb.Booster) -> None:
+        self.check_outputs(int(booster.num_model_per_iteration()), "score columns")
         self._booster = booster
         self._one_row = LightGBMOneRow.build(booster)
 

@@ -205,6 +205,7 @@ class Manifest(BaseModel):
             target=self.target or "",
             description=self.description,
             features=tuple(f.spec() for f in self.features),
+            classes=tuple(self.class_labels or ()),
         )
 
     @property
@@ -222,7 +223,7 @@ class Manifest(BaseModel):
         return cls(
             name=schema.name, task=schema.task, description=schema.description,
             target=schema.target or None, features=[FeatureEntry.of(f) for f in schema.features],
-            **extra,
+            **({"class_labels": list(schema.classes)} if schema.classes else {}), **extra,
         )  # fmt: skip
 
     # ------------------------------------------------------------------ files

@@ -18,7 +18,14 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from mlobs.models.base import BatchPrediction, FloatArray, Prediction, TabularModel, label_key
+from mlobs.models.base import (
+    BatchPrediction,
+    FloatArray,
+    Prediction,
+    TabularModel,
+    class_columns,
+    label_key,
+)
 from mlobs.models.preprocessing import FeatureSchema
 from mlobs.models.schema import ModelSchema
 
@@ -100,6 +107,7 @@ class OnnxModel(TabularModel):
         self._matrix: tuple[str, Any] | None = None  # (input name, numpy type)
         self._output_name: str = ""
         self._column = 1
+        self._columns: list[int] | None = None
         self._buffers = threading.local()
 
     def load_estimator(self, data: bytes) -> None:
@@ -154,9 +162,15 @@ class OnnxModel(TabularModel):
             self._output_name = outputs[0]
         self._session, self._bytes = session, data
         # The probability column of the positive class: by the graph's own class labels where it
-        # states them, else the second column (scikit-learn's classes_[1]).
+        # states them, else the second column (scikit-learn's classes_[1]). A multiclass graph's
+        # columns are put in the manifest's class order (by position when it names none).
         self._column = 1
-        if classes is not None and self.spec.task == "binary_classification":
+        self._columns = None
+        if self.is_multiclass:
+            self._columns = class_columns(
+                classes if classes is not None else list(range(len(self.classes))), self.classes
+            )
+        elif classes is not None and self.spec.task == "binary_classification":
             wanted = classes[1] if self.positive_class is None else self.positive_class
             keys = [label_key(c) for c in classes]
             if label_key(wanted) not in keys:
@@ -204,17 +218,28 @@ class OnnxModel(TabularModel):
     def _run(self, feed: dict[str, np.ndarray]) -> FloatArray:
         out = self._session.run([self._output_name], feed)[0]
         if isinstance(out, list):  # skl2onnx's ZipMap: one {class: probability} per row
-            key = list(out[0])[self._column]
+            keys = list(out[0])
+            if self._columns is not None:
+                order = [keys[j] for j in self._columns]
+                return np.array([[row[k] for k in order] for row in out], dtype=np.float64)
+            key = keys[self._column]
             return np.array([row[key] for row in out], dtype=np.float64)
         arr = np.asarray(out, dtype=np.float64)
+        if self._columns is not None:
+            if arr.ndim != 2 or arr.shape[1] != len(self._columns):
+                raise ValueError(
+                    f"the graph's {self._output_name!r} has shape {arr.shape}; a multiclass model "
+                    f"needs [N, {len(self._columns)}]"
+                )
+            return arr[:, self._columns]
         if self.is_classifier and arr.ndim == 2:
             return arr[:, self._column] if arr.shape[1] > 1 else arr[:, 0]
         return arr.reshape(-1)
 
     def predict_record(self, record: Mapping[str, Any]) -> Prediction:
         if self._per_column:
-            return self._output(float(self._run(self._one_row(record))[0]))
-        return self._output(float(self._run(self._feed([record]))[0]))
+            return self._output(self._run(self._one_row(record))[0])
+        return self._output(self._run(self._feed([record]))[0])
 
     def _one_row(self, record: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """The single-row feed: this thread's own 1x1 arrays, filled in place (allocating one

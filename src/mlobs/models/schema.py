@@ -92,13 +92,15 @@ class FeatureSpec:
 
 @dataclass(frozen=True)
 class ModelSchema:
-    """A data set: its features in model order, the target column and the learning task."""
+    """A data set: its features in model order, the target column and the learning task; a
+    multiclass classifier's ``classes`` are its labels in the order of its score columns."""
 
     name: str
     task: Task
     target: str
     description: str
     features: tuple[FeatureSpec, ...] = field(default_factory=tuple)
+    classes: tuple[Any, ...] = ()
 
     @property
     def feature_names(self) -> list[str]:
@@ -128,6 +130,7 @@ class ModelSchema:
             "target": self.target,
             "description": self.description,
             "features": [f.to_dict() for f in self.features],
+            **({"classes": list(self.classes)} if self.classes else {}),
         }
 
     @classmethod
@@ -138,4 +141,5 @@ class ModelSchema:
             target=d["target"],
             description=d.get("description", ""),
             features=tuple(FeatureSpec.from_dict(f) for f in d["features"]),
+            classes=tuple(d.get("classes", ())),
         )

@@ -19,7 +19,14 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from mlobs.models.base import BatchPrediction, FloatArray, Prediction, TabularModel, label_key
+from mlobs.models.base import (
+    BatchPrediction,
+    FloatArray,
+    Prediction,
+    TabularModel,
+    class_columns,
+    label_key,
+)
 from mlobs.models.schema import ModelSchema
 
 _SK = "sklearn."
@@ -144,6 +151,7 @@ class SklearnModel(TabularModel):
         super().__init__(spec, params)
         self._estimator: Any = None
         self._positive: int = 1
+        self._class_cols: list[int] = []  # multiclass: the estimator's column of each class
         self._columns = spec.feature_names
         self._object = {f.name for f in spec.features if f.kind == "categorical"}
 
@@ -162,6 +170,8 @@ class SklearnModel(TabularModel):
                 if not matches:
                     raise ValueError(f"positive class {want!r} is not among {classes}")
                 self._positive = matches[0]
+            else:
+                self._class_cols = class_columns(classes, self.classes)
         self._estimator = estimator
 
     def artifact_feature_names(self) -> list[str] | None:
@@ -183,11 +193,13 @@ class SklearnModel(TabularModel):
             raise RuntimeError(f"model {self.name!r} has no estimator")
         if self.is_classifier:
             proba = np.asarray(self._estimator.predict_proba(df), dtype=np.float64)
-            return proba[:, self._positive] if self.spec.task == "binary_classification" else proba
+            return (
+                proba[:, self._positive] if not self.is_multiclass else proba[:, self._class_cols]
+            )
         return np.asarray(self._estimator.predict(df), dtype=np.float64).reshape(-1)
 
     def predict_record(self, record: Mapping[str, Any]) -> Prediction:
-        return self._output(float(self._from_frame(self._frame([record]))[0]))
+        return self._output(self._from_frame(self._frame([record]))[0])
 
     def predict_records(self, records: Sequence[Mapping[str, Any]]) -> BatchPrediction:
         return self._batch(self._from_frame(self._frame(records)))

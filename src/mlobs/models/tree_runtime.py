@@ -89,9 +89,12 @@ def _single_row(model: treelite.Model) -> Callable[[FloatArray], FloatArray] | N
 
 
 class CompiledTrees:
-    """A Treelite model and the output column that holds the score we serve."""
+    """A Treelite model and the output column that holds the score we serve (None: every
+    column, a multiclass model's [N, K] probabilities)."""
 
-    def __init__(self, model: treelite.Model, column: int, *, round_to_float32: bool) -> None:
+    def __init__(
+        self, model: treelite.Model, column: int | None, *, round_to_float32: bool
+    ) -> None:
         self.model, self.column, self.round_to_float32 = model, column, round_to_float32
         self._one_row = _single_row(model)
         self._n_feature = int(model.num_feature)
@@ -104,9 +107,11 @@ class CompiledTrees:
         return cls(treelite.sklearn.import_model(forest), column=1, round_to_float32=True)
 
     @classmethod
-    def from_xgboost(cls, booster: Any) -> CompiledTrees:
-        # binary:logistic gives one column: the positive-class probability.
-        return cls(treelite.frontend.from_xgboost(booster), column=0, round_to_float32=False)
+    def from_xgboost(cls, booster: Any, *, multiclass: bool = False) -> CompiledTrees:
+        # binary:logistic gives one column: the positive-class probability; multi:softprob one
+        # per class.
+        model = treelite.frontend.from_xgboost(booster)
+        return cls(model, column=None if multiclass else 0, round_to_float32=False)
 
     def predict(self, x: FloatArray) -> FloatArray:
         if self.round_to_float32:
@@ -115,7 +120,8 @@ class CompiledTrees:
             out = self._one_row(x)
         else:
             out = _PREDICT(self.model, np.ascontiguousarray(x))
-        return np.asarray(out, dtype=np.float64).reshape(len(x), -1)[:, self.column]
+        scores = np.asarray(out, dtype=np.float64).reshape(len(x), -1)
+        return scores if self.column is None else scores[:, self.column]
 
 
 class LightGBMOneRow:
@@ -125,10 +131,13 @@ class LightGBMOneRow:
     output is LightGBM's own, bit for bit (a test holds it). One call at a time: the fast
     configuration holds a row buffer, so calls are serialised by a lock."""
 
-    def __init__(self, booster: Any, n_features: int, fast: Any, lib: Any, check: Any) -> None:
+    def __init__(
+        self, booster: Any, n_features: int, n_outputs: int, fast: Any, lib: Any, check: Any
+    ) -> None:
         import ctypes
 
         self._booster, self.n_features = booster, n_features  # the booster outlives the config
+        self.n_outputs = n_outputs  # a multiclass booster's K class probabilities
         self._fast, self._lib, self._check = fast, lib, check
         self._out_len = ctypes.c_int64(0)
         self._void_p, self._double_p = ctypes.c_void_p, ctypes.POINTER(ctypes.c_double)
@@ -144,6 +153,7 @@ class LightGBMOneRow:
             from lightgbm.basic import _LIB, _c_str, _safe_call  # type: ignore[attr-defined]
 
             n_features = int(booster.num_feature())
+            n_outputs = int(booster.num_model_per_iteration())
             fast = ctypes.c_void_p()
             # predict_type 0 (normal), all iterations, float64 rows.
             _safe_call(
@@ -155,11 +165,11 @@ class LightGBMOneRow:
             )  # fmt: skip
         except (ImportError, AttributeError):  # pragma: no cover - another LightGBM
             return None
-        return cls(booster, n_features, fast, _LIB, _safe_call)
+        return cls(booster, n_features, n_outputs, fast, _LIB, _safe_call)
 
     def predict(self, x: FloatArray) -> FloatArray:
         row = np.ascontiguousarray(x, dtype=np.float64).reshape(-1)
-        out = np.empty(1, dtype=np.float64)
+        out = np.empty(self.n_outputs, dtype=np.float64)
         with self._lock:
             self._check(
                 self._lib.LGBM_BoosterPredictForMatSingleRowFast(
@@ -167,4 +177,4 @@ class LightGBMOneRow:
                     out.ctypes.data_as(self._double_p),
                 )
             )  # fmt: skip
-        return out
+        return out if self.n_outputs == 1 else out.reshape(1, -1)

@@ -4,6 +4,7 @@ agree to float32 rounding, below 1e-5). Batches larger than ``SMALL_BATCH`` use 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -18,7 +19,9 @@ from mlobs.models.tree_runtime import SMALL_BATCH, CompiledTrees
 
 class XGBoostModel(TabularModel):
     """XGBoost on ordinal-coded categories; missing values go down XGBoost's learned default branch.
-    A binary classifier's output is the positive-class probability; a regressor's the value."""
+    A binary classifier's output is the positive-class probability; a multiclass one's
+    (``multi:softprob``) the class probabilities, column j for the manifest's class j; a
+    regressor's the value."""
 
     algorithm: ClassVar[str] = "xgboost"
     artifact_suffix: ClassVar[str] = "ubj"
@@ -48,6 +51,14 @@ class XGBoostModel(TabularModel):
         self._set_booster(xgb.train(params, dtrain, num_boost_round=self.params["num_boost_round"]))
 
     def _set_booster(self, booster: xgb.Booster) -> None:
+        learner = json.loads(booster.save_config())["learner"]
+        objective = str(learner["objective"]["name"])
+        if objective == "multi:softmax":
+            raise ValueError(
+                "a multi:softmax booster gives class ids, not probabilities: train (or set) "
+                "objective multi:softprob"
+            )
+        self.check_outputs(int(learner["learner_model_param"].get("num_class", 0)), "classes")
         booster.set_param({"nthread": 1})
         self._booster = booster
         types = booster.feature_types or []
@@ -57,7 +68,7 @@ class XGBoostModel(TabularModel):
             if j < len(types) and types[j] == "c" and self.schema is not None
         ]
         try:
-            self._compiled = CompiledTrees.from_xgboost(booster)
+            self._compiled = CompiledTrees.from_xgboost(booster, multiclass=self.is_multiclass)
         except treelite.TreeliteError:
             # A booster with its own category encoder (enable_categorical): XGBoost serves it.
             self._compiled = None

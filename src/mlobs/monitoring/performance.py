@@ -31,7 +31,7 @@ import numpy as np
 from sklearn import metrics as skm
 
 from mlobs.errors import Conflict
-from mlobs.models.base import TabularModel, regression_metrics
+from mlobs.models.base import TabularModel, multiclass_metrics, regression_metrics
 from mlobs.monitoring.metrics import Metrics
 from mlobs.monitoring.ports import LabelStore
 from mlobs.monitoring.records import LabelRecord, PerformanceResult, PredictionRecord, TrackerState
@@ -93,6 +93,15 @@ def realized_metrics(model: TabularModel, labels: Sequence[LabelRecord]) -> dict
     if not model.is_classifier:
         return _finite(regression_metrics(y, pred)) if len(y) >= 2 else {}
     yi, pi = y.astype(int), pred.astype(int)
+    if model.is_multiclass:
+        k = len(model.classes)
+        if all(lab.scores is not None and len(lab.scores) == k for lab in labels):
+            scores = np.array([lab.scores for lab in labels], dtype=np.float64)
+        else:  # scores of another version: the stored predictions as one-hot scores
+            scores = np.eye(k)[np.clip(pi, 0, k - 1)]
+            return _finite({m: v for m, v in multiclass_metrics(yi, scores).items()
+                            if m != "log_loss"})  # fmt: skip
+        return _finite(multiclass_metrics(yi, scores))
     out = {
         "accuracy": skm.accuracy_score(yi, pi),
         "precision": skm.precision_score(yi, pi, zero_division=0),
@@ -109,8 +118,8 @@ def realized_metrics(model: TabularModel, labels: Sequence[LabelRecord]) -> dict
 
 
 def estimated_metrics(model: TabularModel, probabilities: Sequence[float]) -> dict[str, float]:
-    """The label-free (confidence-based) estimate; empty for the regressor."""
-    if not model.is_classifier or not len(probabilities):
+    """The label-free (confidence-based) estimate of a binary classifier; empty for the others."""
+    if model.task != "binary_classification" or not len(probabilities):
         return {}
     est = model.estimate_performance(np.asarray(probabilities, dtype=np.float64))
     return _finite({k: v for k, v in est.items() if k in ESTIMATED_METRICS})
@@ -176,6 +185,7 @@ class PerformanceMonitor:
                 actual=float(actual),
                 prediction=rec.prediction,
                 probability=rec.probability,
+                scores=rec.scores,
             )
             for rec, actual in items
         ]
@@ -325,8 +335,9 @@ class PerformanceMonitor:
 
     def estimate(self, model: TabularModel) -> dict[str, Any] | None:
         """The label-free estimate over the latest logged predictions of the model's version;
-        sets the gauges and records it once per ``estimate_window`` predictions."""
-        if not model.is_classifier:
+        sets the gauges and records it once per ``estimate_window`` predictions (binary
+        classifiers: the estimate needs one calibrated probability per prediction)."""
+        if model.task != "binary_classification":
             return None
         probs = self.store.recent_probabilities(
             model.name, model.version, self.config.estimate_window

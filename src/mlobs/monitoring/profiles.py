@@ -250,8 +250,7 @@ def load_profile(model_dir: Path, model_name: str) -> ReferenceProfile | None:
 def profile_for_model(model: TabularModel, reference: pd.DataFrame) -> ReferenceProfile:
     """The reference profile of a trained model: its features on ``reference`` (its training
     data) and its output there (probability for classifiers, the value for regressors)."""
-    out = model.predict_frame(reference)
-    output = out.probabilities if out.probabilities is not None else out.values
+    output = model.predict_frame(reference).monitored
     return ReferenceProfile.build(
         reference,
         features=model.spec.feature_names,

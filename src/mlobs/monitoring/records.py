@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -12,8 +12,11 @@ from typing import Any
 class PredictionRecord:
     """One served prediction, as logged.
 
-    ``features`` holds the request's values (None for missing); ``prediction`` is the class (0/1)
-    or the price; ``probability`` the positive-class probability for classifiers.
+    ``features`` holds the request's values (None for missing); ``prediction`` is the class (0/1
+    for a binary classifier, the class's index for a multiclass one) or the value;
+    ``probability`` the positive class's probability (binary) or the predicted class's
+    (multiclass). A multiclass prediction also has ``scores``, every class's probability in the
+    manifest's class order, and ``label``, the predicted class's label.
     """
 
     id: str
@@ -24,6 +27,8 @@ class PredictionRecord:
     prediction: float
     probability: float | None
     latency_ms: float
+    scores: Sequence[float] | None = None
+    label: str | int | None = None
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,7 @@ class LabelRecord:
     actual: float
     prediction: float
     probability: float | None
+    scores: Sequence[float] | None = None
 
 
 @dataclass(frozen=True)

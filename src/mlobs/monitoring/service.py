@@ -92,7 +92,7 @@ class PredictionService:
         children.latency.observe(elapsed)
         children.recent.append(elapsed)
         children.success.inc()
-        output = out.probability if out.probability is not None else out.value
+        output = out.monitored
         children.value.observe(output)
         if self.drift is not None:
             self.drift.observe(model_name, record, output)
@@ -105,6 +105,8 @@ class PredictionService:
             prediction=out.value,
             probability=out.probability,
             latency_ms=elapsed * 1e3,
+            scores=out.scores,
+            label=model.classes[int(out.value)] if out.scores is not None else None,
         )
         self.sink.submit(rec)
         return rec
@@ -131,6 +133,8 @@ class PredictionService:
         now, version = self.clock(), model.version
         values = out.values.tolist()
         probas = out.probabilities.tolist() if out.probabilities is not None else None
+        scores = out.scores.tolist() if out.scores is not None else None
+        classes = model.classes
         observe = self.metrics.value.labels(model_name).observe
         result = []
         for i, features in enumerate(records):
@@ -145,6 +149,8 @@ class PredictionService:
                 prediction=values[i],
                 probability=proba,
                 latency_ms=per_row_ms,
+                scores=scores[i] if scores is not None else None,
+                label=classes[int(values[i])] if scores is not None else None,
             )
             self.sink.submit(rec)
             result.append(rec)

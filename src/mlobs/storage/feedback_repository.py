@@ -36,6 +36,7 @@ def _label(row: Any) -> LabelRecord:
         actual=m["actual"],
         prediction=m["prediction"],
         probability=m["probability"],
+        scores=m["scores"],
     )
 
 
@@ -74,6 +75,7 @@ class FeedbackRepository:
                 "actual": lab.actual,
                 "prediction": lab.prediction,
                 "probability": lab.probability,
+                "scores": list(lab.scores) if lab.scores is not None else None,
                 "processed": False,
                 "window_seq": None,
             }
@@ -132,6 +134,7 @@ class FeedbackRepository:
                 "model_version": lab.model_version, "predicted_at": lab.predicted_at,
                 "received_at": lab.received_at, "actual": lab.actual,
                 "prediction": lab.prediction, "probability": lab.probability,
+                "scores": list(lab.scores) if lab.scores is not None else None,
                 "processed": False, "window_seq": None,
             }
             for lab in labels

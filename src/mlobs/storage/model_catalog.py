@@ -41,6 +41,7 @@ from mlobs.models.base import (
     classification_metrics,
     data_hash,
     label_key,
+    multiclass_metrics,
     regression_metrics,
 )
 from mlobs.models.manifest import (
@@ -271,8 +272,17 @@ def _manifest(reg: Registration, hints: list[str]) -> Manifest:
         "features": [f.model_dump(exclude_defaults=True) for f in features],
     }
     if task == "multiclass_classification" and reg.target is not None:
-        data["class_labels"] = sorted({_plain(v) for v in df[reg.target].dropna()}, key=str)
+        data["class_labels"] = class_labels(df[reg.target])
     return Manifest.parse(data, "draft manifest")
+
+
+def class_labels(y: pd.Series) -> list[Any]:
+    """A multiclass target's labels in score order, as scikit-learn's ``classes_`` and a label
+    encoder order them: whole numbers by value (1.0 as 1), else as sorted text."""
+    keys = {label_key(v) for v in y.dropna()}
+    if all(isinstance(k, int) for k in keys):
+        return sorted(keys)
+    return sorted(str(k) for k in keys)
 
 
 def _plain(v: Any) -> Any:
@@ -368,7 +378,18 @@ def _holdout(
         y = pd.to_numeric(y_raw, errors="coerce").to_numpy(dtype=float)
         return regression_metrics(y, model.predict_frame(x).values), None, {}, len(rows)
     if manifest.task == "multiclass_classification":
-        raise RegistrationError("multiclass classifiers are not served yet", field="task")
+        index = {label_key(c): i for i, c in enumerate(manifest.class_labels or ())}
+        keys = y_raw.map(label_key)
+        unknown = sorted({str(k) for k in keys if k not in index})
+        if unknown:
+            raise RegistrationError(
+                f"labels {unknown[:10]} are not among the class_labels {manifest.class_labels}",
+                field="target",
+            )
+        scores = model.predict_frame(x).scores
+        assert scores is not None
+        y_idx = keys.map(index).to_numpy(dtype=int)
+        return multiclass_metrics(y_idx, scores), None, {}, len(rows)
     positive = manifest.positive_class
     y = (y_raw.map(label_key) == label_key(positive)).to_numpy(dtype=int)
     proba = model.predict_frame(x).probabilities
@@ -422,12 +443,6 @@ def register(model_dir: Path, reg: Registration) -> Registered:
         raise RegistrationError(
             "the manifest names an artifact: give the file with --artifact", field="artifact"
         )
-    if manifest.task == "multiclass_classification" and data is not None:
-        raise RegistrationError(
-            "multiclass classifiers are not served yet: register it as binary (one class against "
-            "the rest), or without --artifact to monitor its inputs",
-            field="task",
-        )
     updates: dict[str, Any] = {}
     if manifest.task == "binary_classification":
         positive = reg.positive_class if reg.positive_class is not None else manifest.positive_class
@@ -475,9 +490,7 @@ def register(model_dir: Path, reg: Registration) -> Registered:
                 f"the model cannot predict its reference: {type(exc).__name__}: {exc}",
                 field="reference",
             ) from None
-        output: np.ndarray | None = (
-            out.probabilities if out.probabilities is not None else out.values
-        )
+        output: np.ndarray | None = out.monitored
     else:
         output = None
 

@@ -33,6 +33,8 @@ class PredictionRepository:
                 "prediction": r.prediction,
                 "probability": r.probability,
                 "latency_ms": r.latency_ms,
+                "scores": list(r.scores) if r.scores is not None else None,
+                "label": r.label,
             }
             for r in records
         ]
@@ -81,4 +83,6 @@ def _record(row: Any) -> PredictionRecord:
         prediction=m["prediction"],
         probability=m["probability"],
         latency_ms=m["latency_ms"],
+        scores=m["scores"],
+        label=m["label"],
     )

@@ -44,6 +44,7 @@ def prediction_to_json(r: PredictionRecord) -> dict[str, Any]:
         "id": r.id, "model_name": r.model_name, "model_version": r.model_version,
         "created_at": r.created_at.isoformat(), "features": dict(r.features),
         "prediction": r.prediction, "probability": r.probability, "latency_ms": r.latency_ms,
+        "scores": list(r.scores) if r.scores is not None else None, "label": r.label,
     }  # fmt: skip
 
 
@@ -57,6 +58,7 @@ def label_to_json(r: LabelRecord) -> dict[str, Any]:
         "model_version": r.model_version, "predicted_at": r.predicted_at.isoformat(),
         "received_at": r.received_at.isoformat(), "actual": r.actual,
         "prediction": r.prediction, "probability": r.probability,
+        "scores": list(r.scores) if r.scores is not None else None,
     }  # fmt: skip
 
 

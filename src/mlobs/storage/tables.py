@@ -43,6 +43,9 @@ predictions = Table(
     Column("prediction", Float, nullable=False),
     Column("probability", Float, nullable=True),
     Column("latency_ms", Float, nullable=False),
+    # Multiclass classifiers: every class's probability (manifest order) and the predicted label.
+    Column("scores", JsonType, nullable=True),
+    Column("label", JsonType, nullable=True),
     Index("ix_predictions_model_created", "model_name", "created_at"),
 )
 
@@ -169,6 +172,7 @@ feedback = Table(
     Column("actual", Float, nullable=False),
     Column("prediction", Float, nullable=False),
     Column("probability", Float, nullable=True),
+    Column("scores", JsonType, nullable=True),
     Column("processed", Boolean, nullable=False, default=False),
     Column("window_seq", Integer, nullable=True),
     Index("ix_feedback_model_processed", "model_name", "processed", "id"),

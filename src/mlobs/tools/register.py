@@ -158,7 +158,7 @@ def summary_table(reg: Registered) -> Table:
             f"{k}={v:.4g}" for k, v in meta.holdout_metrics.items() if k != "positive_rate"
         )
         table.add_row(f"holdout ({reg.labelled_rows:,} rows)", shown)
-        if m.task != "regression":
+        if m.task == "binary_classification":
             kept = "isotonic, kept" if meta.calibration else "none (raw probabilities are as good)"
             table.add_row("calibration", kept)
     elif m.artifact is not None:

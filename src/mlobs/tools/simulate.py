@@ -136,7 +136,7 @@ def _missing(v: Any) -> bool:
 @dataclass(frozen=True)
 class _Pool:
     records: list[dict[str, Any]]
-    labels: list[float]
+    labels: list[Any]  # what /feedback takes: 0/1, a number or a class label
 
     @classmethod
     def make(cls, name: str, n: int, seed: int, drift: DriftSpec | None) -> _Pool:
@@ -163,9 +163,11 @@ class _Pool:
                 )
                 labels = [math.nan if _missing(v) else float(label_key(v) == positive)
                           for v in df[target]]  # fmt: skip
+            else:  # multiclass: /feedback takes the class label itself
+                labels = [math.nan if _missing(v) else label_key(v) for v in df[target]]
         return cls(json_records(df, [f.name for f in manifest.features]), labels)
 
-    def row(self, i: int) -> tuple[dict[str, Any], float | None]:
+    def row(self, i: int) -> tuple[dict[str, Any], Any]:
         j = i % len(self.records)
         label = self.labels[j]
         return self.records[j], None if _missing(label) else label

@@ -189,3 +189,24 @@ def _wait(cond: Callable[[], bool]) -> None:
 
 def test_pid_files_are_per_process(tmp_path: Path) -> None:
     assert Spill(tmp_path).path.name == f"spill-{os.getpid()}.jsonl"
+
+
+def test_a_multiclass_prediction_and_its_label_keep_their_scores_and_class_label(
+    tmp_path: Path, repos: tuple[PredictionRepository, FeedbackRepository]
+) -> None:
+    preds_repo, labels_repo = repos
+    spill = Spill(tmp_path / "spill")
+    rec = PredictionRecord(
+        id=str(uuid.uuid4()), model_name="wine", model_version="v1", created_at=T0,
+        features={"alcohol": 13.2}, prediction=2.0, probability=0.7, latency_ms=0.1,
+        scores=[0.1, 0.2, 0.7], label="barbera",
+    )  # fmt: skip
+    lab = LabelRecord(
+        prediction_id=rec.id, model_name="wine", model_version="v1", predicted_at=T0,
+        received_at=T0, actual=1.0, prediction=2.0, probability=0.7, scores=[0.1, 0.2, 0.7],
+    )  # fmt: skip
+    spill.append("prediction", [prediction_to_json(rec)])
+    spill.append("label", [label_to_json(lab)])
+    spill.replay(preds_repo.insert_many, labels_repo.add_replayed, batch=10)
+    assert preds_repo.get(rec.id) == rec
+    assert labels_repo.get(rec.id) == lab

@@ -25,14 +25,34 @@ from mlobs.api.schemas import (
     feedback_batch_model,
 )
 from mlobs.errors import Conflict, InvalidInput, NotFound, Unavailable
+from mlobs.models.base import label_key
 from mlobs.monitoring.alerts import LOWER_IS_BETTER
 from mlobs.monitoring.performance import LabelConflict
 from mlobs.monitoring.records import PredictionRecord
 
 
-def _actual(rt: Runtime, rec: PredictionRecord, value: bool | float, loc: tuple[Any, ...]) -> float:
-    """The label as a float, or a 422 when it is of the wrong kind for the prediction's model."""
+def _actual(
+    rt: Runtime, rec: PredictionRecord, value: bool | float | str, loc: tuple[Any, ...]
+) -> float:
+    """The label as a float (a multiclass label as its class's index), or a 422 when it is of
+    the wrong kind for the prediction's model."""
     model = rt.models.models.get(rec.model_name)
+    if rec.scores is not None or (model is not None and model.is_multiclass):
+        classes = model.classes if model is not None else ()
+        keys = [label_key(c) for c in classes]
+        if isinstance(value, bool) or label_key(value) not in keys:
+            raise InvalidInput(
+                (*loc, "actual"),
+                f"model {rec.model_name!r} has the classes {list(classes)}: actual must be one",
+                "label_kind",
+            )
+        return float(keys.index(label_key(value)))
+    if isinstance(value, str):
+        raise InvalidInput(
+            (*loc, "actual"),
+            f"model {rec.model_name!r} takes a number or a boolean, not text",
+            "label_kind",
+        )
     classifier = model.is_classifier if model is not None else rec.probability is not None
     if classifier:
         if isinstance(value, bool) or value in (0, 1):
@@ -89,13 +109,22 @@ def _store(rt: Runtime, items: list[FeedbackIn], prefix: tuple[Any, ...]) -> lis
             prediction_id=rec.id,
             model_name=rec.model_name,
             model_version=rec.model_version,
-            actual=actual,
-            prediction=rec.prediction,
+            actual=_shown(rt, rec.model_name, actual),
+            prediction=_shown(rt, rec.model_name, rec.prediction),
             probability=rec.probability,
             status=outcome,
         )
         for (rec, actual), outcome in zip(pairs, outcomes, strict=True)
     ]
+
+
+def _shown(rt: Runtime, model_name: str, value: float) -> float | int | str:
+    """A stored class index as its multiclass label; any other value as it is."""
+    model = rt.models.models.get(model_name)
+    if model is not None and model.is_multiclass and 0 <= value < len(model.classes):
+        label: int | str = model.classes[int(value)]
+        return label
+    return value
 
 
 def build_router(policy: KeyPolicy, max_items: int) -> APIRouter:
@@ -149,7 +178,12 @@ def build_router(policy: KeyPolicy, max_items: int) -> APIRouter:
         label = rt.performance.store.get(str(prediction_id))
         if label is None:
             raise NotFound("label", str(prediction_id))
-        return LabelOut(**vars(label))
+        shown = {
+            "actual": _shown(rt, label.model_name, label.actual),
+            "prediction": _shown(rt, label.model_name, label.prediction),
+            "scores": list(label.scores) if label.scores is not None else None,
+        }
+        return LabelOut(**{**vars(label), **shown})
 
     @router.get(
         "/monitoring/performance/{model_name}",

@@ -66,7 +66,10 @@ def model_out(rt: Runtime, name: str) -> ModelOut:
         trained_at=meta.trained_at,
         train_rows=meta.train_rows,
         holdout_metrics=dict(meta.holdout_metrics),
-        decision_threshold=meta.decision_threshold if model.is_classifier else None,
+        decision_threshold=meta.decision_threshold
+        if model.task == "binary_classification"
+        else None,
+        class_labels=list(model.classes) if model.is_multiclass else None,
         features=features,
     )
 

@@ -72,7 +72,7 @@ def build_router(policy: KeyPolicy, max_records: int, bodies: ModelBodies) -> AP
         preds = None  # a monitor-only model: its inputs only
         if body.model_name not in rt.models.monitor_only:
             out = rt.models.get(body.model_name).predict_frame(frame)
-            preds = out.probabilities if out.probabilities is not None else out.values
+            preds = out.monitored
         report, quality = rt.drift.check(body.model_name, frame, preds)
         return DriftCheckOut.model_validate(
             {"dataset_name": "request", "drift": report.to_dict(), "quality": quality.to_dict()}

@@ -5,7 +5,9 @@ An inference request carries N rows as one named input per feature column (shape
 a string column as BYTES), or one [N, n_features] tensor in the manifest's feature order. The rows
 are validated like a ``/predict/batch`` body (a 422 names the input and the row), predicted,
 logged and monitored. Outputs: ``prediction`` [N], and for a binary classifier ``probability``
-[N] (of the positive class, FP64); the prediction ids are in the response's ``parameters``.
+[N] (of the positive class, FP64); for a multiclass classifier ``prediction`` holds the class
+labels (INT64 or BYTES) and ``scores`` [N, K] every class's probability in the manifest's class
+order. The prediction ids are in the response's ``parameters``.
 """
 
 from __future__ import annotations
@@ -125,6 +127,14 @@ def _records(inputs: list[TensorIn], features: list[str]) -> list[dict[str, Any]
     return [{f: columns[f][i] for f in features} for i in range(n)]
 
 
+def _label_type(labels: list[Any] | None) -> str:
+    """A ``prediction`` tensor's type: FP64 for numbers, INT64 for whole class labels, BYTES
+    for text labels."""
+    if not labels:
+        return "FP64"
+    return "INT64" if all(isinstance(v, int) for v in labels) else "BYTES"
+
+
 def build_router(policy: KeyPolicy, max_records: int) -> APIRouter:
     router = APIRouter(prefix="/v2", tags=["open inference protocol"])
     predict = Guard.of(policy, "predict")
@@ -147,9 +157,13 @@ def build_router(policy: KeyPolicy, max_records: int) -> APIRouter:
             raise NotFound("model", name)
         inputs = [TensorMeta(name=f.name, datatype=_DATATYPES[f.kind], shape=[-1])
                   for f in manifest.features]  # fmt: skip
-        outputs = [TensorMeta(name="prediction", datatype="FP64", shape=[-1])]
+        outputs = [TensorMeta(name="prediction", datatype=_label_type(manifest.class_labels),
+                              shape=[-1])]  # fmt: skip
         if manifest.task == "binary_classification":
             outputs.append(TensorMeta(name="probability", datatype="FP64", shape=[-1]))
+        if manifest.class_labels:
+            k = len(manifest.class_labels)
+            outputs.append(TensorMeta(name="scores", datatype="FP64", shape=[-1, k]))
         fmt = manifest.artifact.format if manifest.artifact else "none"
         return ModelMetaOut(name=name, versions=[manifest.version or ""], platform=f"mlobs-{fmt}",
                             inputs=inputs, outputs=outputs)  # fmt: skip
@@ -186,9 +200,18 @@ def build_router(policy: KeyPolicy, max_records: int) -> APIRouter:
             raise RequestValidationError(moved) from None
         out = rt.service.predict_batch(name, valid)
         n = len(out)
-        outputs = [TensorOut(name="prediction", shape=[n], datatype="FP64",
-                             data=[r.prediction for r in out])]  # fmt: skip
-        if out and out[0].probability is not None:
+        if out and out[0].scores is not None:  # multiclass: labels, and [N, K] scores
+            k = len(out[0].scores)
+            labels = [r.label for r in out]
+            outputs = [
+                TensorOut(name="prediction", shape=[n], datatype=_label_type(labels), data=labels),
+                TensorOut(name="scores", shape=[n, k], datatype="FP64",
+                          data=[s for r in out for s in r.scores or ()]),
+            ]  # fmt: skip
+        else:
+            outputs = [TensorOut(name="prediction", shape=[n], datatype="FP64",
+                                 data=[r.prediction for r in out])]  # fmt: skip
+        if out and out[0].probability is not None and out[0].scores is None:
             outputs.append(TensorOut(name="probability", shape=[n], datatype="FP64",
                                      data=[r.probability for r in out]))  # fmt: skip
         return InferOut(
