@@ -33,6 +33,19 @@ class Conflict(MlobsError):
         self.current, self.loc = current, loc
 
 
+class AmbiguousId(Conflict):
+    """A sender's prediction id known under several models: the request must name the model."""
+
+    def __init__(self, prediction_id: str, models: list[str]) -> None:
+        super().__init__(
+            f"prediction id {prediction_id!r} is known under the models {sorted(models)}: "
+            "name the model",
+            current=",".join(sorted(models)),
+            loc=("query", "model"),
+        )
+        self.prediction_id, self.models = prediction_id, sorted(models)
+
+
 class InvalidInput(MlobsError):
     """Input broke a rule the request schema cannot express; ``loc`` names the field."""
 

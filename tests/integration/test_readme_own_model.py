@@ -63,10 +63,31 @@ def test_the_readme_commands_register_serve_and_predict(tmp_path: Path) -> None:
                 assert answer["model_name"] == "cancer" and 0 <= answer["probability"] <= 1
             if words[:3] == ["mlobs", "models", "list"]:
                 assert "cancer" in out.stdout and "xgboost" in out.stdout
+        _served_elsewhere(tmp_path, env, port)
     finally:
         if server is not None:
             stop_process_group(server)
         log.close()
+
+
+def _served_elsewhere(tmp_path: Path, env: dict[str, str], port: str) -> None:
+    """The "Monitor a model served elsewhere" section against the same server: its Python block
+    writes a log of predictions, its command posts it (twice: the second time all duplicates)."""
+    blocks = _section_blocks("Monitor a model served elsewhere")
+    (tmp_path / "served.py").write_text(blocks["python"])
+    subprocess.run([sys.executable, "served.py"], cwd=tmp_path, env=env, check=True, timeout=300)
+    n = len((tmp_path / "served.ndjson").read_text().splitlines())
+    lines = [ln.split("  #")[0].strip() for ln in blocks["bash"].splitlines()
+             if ln.strip() and not ln.startswith("#")]  # fmt: skip
+    assert len(lines) == 1 and lines[0].startswith("curl")
+    words = [w.replace("localhost:8000", f"localhost:{port}") for w in shlex.split(lines[0])]
+    answers = []
+    for _ in range(2):
+        out = subprocess.run(words, cwd=tmp_path, env=env, capture_output=True, text=True,
+                             timeout=300, check=True)  # fmt: skip
+        answers.append(json.loads(out.stdout))
+    assert (answers[0]["accepted"], answers[0]["rejected"]) == (n, 0), answers[0]
+    assert (answers[1]["accepted"], answers[1]["duplicate"]) == (0, n), answers[1]
 
 
 def _ready(port: str) -> bool:

@@ -17,6 +17,7 @@ from mlobs.api.routes import (
     alerts,
     feedback,
     health,
+    ingest,
     models,
     monitoring,
     predictions,
@@ -113,6 +114,7 @@ def create_app(
         router.include_router(silences.build_router(policy))
         router.include_router(models.build_router(policy))
         router.include_router(v2.build_router(policy, settings.max_batch_records))
+        router.include_router(ingest.build_router(policy))
         router.include_router(web.router)
         app.router.routes = [*own_routes, *router.routes]
         app.openapi_schema = None  # rebuilt from these routes at the next /openapi.json

@@ -145,3 +145,23 @@ class ModelBodies:
                 [{**e, "loc": ("body", loc, *e["loc"])} for e in exc.errors()]
             ) from None
         return [r.model_dump(by_alias=True) for r in rows]
+
+    def check(
+        self, model_name: str, records: Mapping[int, Any]
+    ) -> tuple[dict[int, dict[str, Any]], dict[int, list[Any]]]:
+        """Validate records keyed by their position: the valid ones as dicts keyed by feature
+        name, and each invalid one's errors (``loc`` within the record). A 404 for an unknown
+        model."""
+        if model_name not in self._lists:
+            raise NotFound("model", model_name, loc=("path", "model_name"))
+        adapter, order = self._lists[model_name], list(records)
+        bad: dict[int, list[Any]] = {}
+        try:
+            rows = adapter.validate_python([records[i] for i in order])
+        except ValidationError as exc:
+            for e in exc.errors():
+                pos = e["loc"][0] if e["loc"] and isinstance(e["loc"][0], int) else 0
+                bad.setdefault(order[pos], []).append({**e, "loc": e["loc"][1:]})
+            order = [i for i in order if i not in bad]
+            rows = adapter.validate_python([records[i] for i in order]) if order else []
+        return {i: r.model_dump(by_alias=True) for i, r in zip(order, rows, strict=True)}, bad

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -258,6 +258,33 @@ class Runtime:
         while not self._stop.wait(self.settings.drift_flush_interval):
             self.flush_drift()
             self.process_labels()
+
+    def count_ingested(
+        self,
+        model_name: str,
+        records: Sequence[PredictionRecord],
+        *,
+        duplicates: int,
+        rejected: int,
+    ) -> None:
+        """Count predictions made elsewhere that the log took as new: metrics, and the live
+        drift window (the probability, or a regressor's value, as the output)."""
+        ingested = self.metrics.ingested
+        ingested.labels(model_name, "accepted").inc(len(records))
+        if duplicates:
+            ingested.labels(model_name, "duplicate").inc(duplicates)
+        if rejected:
+            ingested.labels(model_name, "rejected").inc(rejected)
+        manifest = self.models.manifests.get(model_name)
+        regression = manifest is not None and manifest.task == "regression"
+        value = self.metrics.value.labels(model_name)
+        for r in records:
+            output = r.probability if r.probability is not None else (
+                r.prediction if regression else None
+            )  # fmt: skip
+            if output is not None:
+                value.observe(output)
+            self.drift.observe(model_name, r.features, output)
 
     def process_labels(self, full: bool | None = None) -> None:
         """Consume new labels (every pass: cheap when there are none); every

@@ -4,7 +4,6 @@ manifests (``mlobs.api.bodies``); the bodies here take them as arguments."""
 from __future__ import annotations
 
 import math
-import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -31,6 +30,17 @@ NO_NUL = r"^[^\x00]*$"
 ModelName = Annotated[
     str, Field(pattern=NAME_PATTERN, description="A model of the catalogue.", examples=["fraud"])
 ]
+
+
+# A prediction id: a UUID when mlobs makes it, else the sender's own (printable, 1-128).
+PREDICTION_ID: dict[str, Any] = {
+    "min_length": 1, "max_length": 128, "pattern": r"^[^\x00-\x1f\x7f]+$",
+}  # fmt: skip
+PREDICTION_ID_TEXT = (
+    "The id /predict returned, or the sender's own id of an ingested prediction (1-128 printable "
+    "characters, unique per model)."
+)
+PredictionId = Annotated[str, Field(description=PREDICTION_ID_TEXT, **PREDICTION_ID)]
 
 
 class PredictionOut(BaseModel):
@@ -557,8 +567,11 @@ class FeedbackIn(BaseModel):
             "examples": [{"prediction_id": "3f0c1b9e-8a4f-4c2e-9a57-0d5f1f3b2c11", "actual": 1}]
         },
     )
-    prediction_id: uuid.UUID = Field(description="The `prediction_id` a /predict call returned.")
+    prediction_id: PredictionId
     actual: Actual
+    model_name: ModelName | None = Field(
+        None, description="The model; needed only where a sender's id is known under several."
+    )
 
 
 def feedback_batch_model(max_items: int) -> type[BaseModel]:

@@ -79,6 +79,12 @@ class Metrics:
             "mlobs_model_loaded", "1 when the model is loaded and serving, else 0.",
             ["model_name", "model_version"], multiprocess_mode="livemax", registry=registry,
         )  # fmt: skip
+        self.ingested = Counter(
+            "mlobs_ingested_predictions",
+            "Predictions made elsewhere and posted to /models/{name}/predictions, by outcome: "
+            "accepted (logged and counted), duplicate (sent before), rejected (invalid).",
+            ["model_name", "outcome"], registry=registry,
+        )  # fmt: skip
         # The prediction log.
         self.log_written = Counter(
             "mlobs_prediction_log_written", "Predictions written to the database.",

@@ -29,15 +29,16 @@ class PredictionSink(Protocol):
         """Queue a record; False when it had to be dropped (queue full)."""
         ...
 
-    def get(self, prediction_id: str) -> PredictionRecord | None:
-        """A submitted record, whether still queued or already stored."""
+    def get(self, prediction_id: str, model_name: str | None = None) -> PredictionRecord | None:
+        """A submitted record, whether still queued or already stored (of ``model_name`` when
+        given; ``AmbiguousId`` when several models have the id and none is given)."""
         ...
 
     def get_many(
         self, prediction_ids: Sequence[str], *, features: bool = True
-    ) -> dict[str, PredictionRecord]:
-        """The submitted records among the ids, by id (queued or stored); without ``features``
-        the stored ones may come back with an empty feature mapping."""
+    ) -> dict[str, list[PredictionRecord]]:
+        """The submitted records among the ids, by id, one per model that has it (queued or
+        stored); without ``features`` stored ones may come back with an empty feature mapping."""
         ...
 
 
@@ -46,11 +47,11 @@ class PredictionStore(Protocol):
 
     def insert_many(self, records: Sequence[PredictionRecord]) -> None: ...
 
-    def get(self, prediction_id: str) -> PredictionRecord | None: ...
+    def get(self, prediction_id: str, model_name: str | None = None) -> PredictionRecord | None: ...
 
     def get_many(
         self, prediction_ids: Sequence[str], *, features: bool = True
-    ) -> dict[str, PredictionRecord]: ...
+    ) -> dict[str, list[PredictionRecord]]: ...
 
 
 class WindowStore(Protocol):
@@ -113,7 +114,7 @@ class LabelStore(Protocol):
         ``LabelConflict`` and nothing is stored."""
         ...
 
-    def get(self, prediction_id: str) -> LabelRecord | None: ...
+    def get(self, prediction_id: str, model_name: str | None = None) -> LabelRecord | None: ...
 
     def tracker(self, model_name: str) -> TrackerState | None: ...
 

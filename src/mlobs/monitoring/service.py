@@ -167,8 +167,8 @@ class PredictionService:
                 out[name] = recent[min(len(recent) - 1, int(0.99 * len(recent)))]
         return out
 
-    def get_prediction(self, prediction_id: str) -> PredictionRecord:
-        rec = self.sink.get(prediction_id)
+    def get_prediction(self, prediction_id: str, model_name: str | None = None) -> PredictionRecord:
+        rec = self.sink.get(prediction_id, model_name)
         if rec is None:
             raise NotFound("prediction", prediction_id)
         return rec

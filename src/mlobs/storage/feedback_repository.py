@@ -17,6 +17,7 @@ from sqlalchemy import Engine, and_, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
+from mlobs.errors import AmbiguousId
 from mlobs.monitoring.performance import LabelConflict
 from mlobs.monitoring.records import LabelRecord, PerformanceResult, TrackerState
 from mlobs.storage.db import utc
@@ -82,39 +83,39 @@ class FeedbackRepository:
             for lab in labels
         ]
         ids = list({lab.prediction_id for lab in labels})
-        lookup = select(feedback.c.prediction_id, feedback.c.actual, feedback.c.received_at).where(
-            feedback.c.prediction_id.in_(ids)
-        )
+        lookup = select(
+            feedback.c.model_name, feedback.c.prediction_id, feedback.c.actual,
+            feedback.c.received_at,
+        ).where(feedback.c.prediction_id.in_(ids))  # fmt: skip
         with self.engine.begin() as conn:
-            stored = {r.prediction_id: r.actual for r in conn.execute(lookup)}
+            stored = {(r.model_name, r.prediction_id): r.actual for r in conn.execute(lookup)}
             outcomes: list[str] = []
-            fresh: dict[str, dict[str, Any]] = {}
+            fresh: dict[tuple[str, str], dict[str, Any]] = {}
             for i, (lab, row) in enumerate(zip(labels, rows, strict=True)):
-                before = stored.get(lab.prediction_id)
-                if before is None and lab.prediction_id in fresh:
-                    before = fresh[lab.prediction_id]["actual"]
+                key = (lab.model_name, lab.prediction_id)
+                before = stored.get(key)
+                if before is None and key in fresh:
+                    before = fresh[key]["actual"]
                 if before is None:
-                    fresh[lab.prediction_id] = row
+                    fresh[key] = row
                     outcomes.append("recorded")
                 elif before == lab.actual:
                     outcomes.append("duplicate")
                 else:
                     raise LabelConflict(i, lab.prediction_id, before, lab.actual)
             if fresh:
-                stmt = self._dialect.insert(feedback).on_conflict_do_nothing(
-                    index_elements=["prediction_id"]
-                )
-                conn.execute(stmt, list(fresh.values()))
+                conn.execute(self._insert(), list(fresh.values()))
                 # A concurrent request may have stored some of these between our read and our
                 # insert (ours then did nothing): read back, so such a label is reported as the
                 # duplicate it is, or as a conflict (and this transaction rolls back).
                 now = {
-                    r.prediction_id: (r.actual, utc(r.received_at)) for r in conn.execute(lookup)
+                    (r.model_name, r.prediction_id): (r.actual, utc(r.received_at))
+                    for r in conn.execute(lookup)
                 }
                 for i, lab in enumerate(labels):
                     if outcomes[i] != "recorded":
                         continue
-                    actual, received = now[lab.prediction_id]
+                    actual, received = now[(lab.model_name, lab.prediction_id)]
                     if actual != lab.actual:
                         raise LabelConflict(i, lab.prediction_id, actual, lab.actual)
                     if received != lab.received_at:
@@ -139,32 +140,41 @@ class FeedbackRepository:
             }
             for lab in labels
         ]  # fmt: skip
-        stmt = self._dialect.insert(feedback).on_conflict_do_nothing(
-            index_elements=["prediction_id"]
-        )
         ids = [lab.prediction_id for lab in labels]
         with self.engine.begin() as conn:
-            conn.execute(stmt, rows)
-            stored = dict(
-                conn.execute(
-                    select(feedback.c.prediction_id, feedback.c.actual).where(
-                        feedback.c.prediction_id.in_(ids)
-                    )
-                ).all()
-            )
-        clashes = [lab for lab in labels if stored.get(lab.prediction_id) != lab.actual]
+            conn.execute(self._insert(), rows)
+            stored = {
+                (r.model_name, r.prediction_id): r.actual
+                for r in conn.execute(
+                    select(feedback.c.model_name, feedback.c.prediction_id, feedback.c.actual)
+                    .where(feedback.c.prediction_id.in_(ids))
+                )
+            }  # fmt: skip
+        clashes = [
+            lab for lab in labels if stored.get((lab.model_name, lab.prediction_id)) != lab.actual
+        ]
         if clashes:
             log.warning(
                 "%d replayed label(s) differ from labels stored meanwhile; the stored ones stand",
                 len(clashes),
             )
 
-    def get(self, prediction_id: str) -> LabelRecord | None:
+    def _insert(self) -> Any:
+        return self._dialect.insert(feedback).on_conflict_do_nothing(
+            index_elements=["model_name", "prediction_id"]
+        )
+
+    def get(self, prediction_id: str, model_name: str | None = None) -> LabelRecord | None:
+        """The label of a prediction (of ``model_name`` when given; ``AmbiguousId`` when several
+        models have a label for the id and none is given)."""
+        stmt = select(feedback).where(feedback.c.prediction_id == prediction_id)
+        if model_name is not None:
+            stmt = stmt.where(feedback.c.model_name == model_name)
         with self.engine.connect() as conn:
-            row = conn.execute(
-                select(feedback).where(feedback.c.prediction_id == prediction_id)
-            ).first()
-        return _label(row) if row is not None else None
+            rows = conn.execute(stmt.limit(20)).all()
+        if len(rows) > 1:
+            raise AmbiguousId(prediction_id, [r.model_name for r in rows])
+        return _label(rows[0]) if rows else None
 
     # ------------------------------------------------------------------ trackers
 

@@ -84,12 +84,12 @@ class OffProcessStore:
     def insert_many(self, records: Sequence[PredictionRecord]) -> None:
         self.writer.insert_many(records)
 
-    def get(self, prediction_id: str) -> PredictionRecord | None:
-        return self.reads.get(prediction_id)
+    def get(self, prediction_id: str, model_name: str | None = None) -> PredictionRecord | None:
+        return self.reads.get(prediction_id, model_name)
 
     def get_many(
         self, prediction_ids: Sequence[str], *, features: bool = True
-    ) -> dict[str, PredictionRecord]:
+    ) -> dict[str, list[PredictionRecord]]:
         return self.reads.get_many(prediction_ids, features=features)
 
 

@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 
 from sqlalchemy import exc as sa_exc
 
-from mlobs.errors import Unavailable
+from mlobs.errors import AmbiguousId, Unavailable
 from mlobs.monitoring.metrics import Metrics
 from mlobs.monitoring.ports import PredictionStore
 from mlobs.monitoring.records import LabelRecord, PredictionRecord
@@ -84,22 +84,26 @@ class PredictionLog:
         self._buffer.append(record)
         return True
 
-    def get(self, prediction_id: str) -> PredictionRecord | None:
-        """A logged prediction: from the buffer if it is still waiting, else from the store."""
+    def get(self, prediction_id: str, model_name: str | None = None) -> PredictionRecord | None:
+        """A logged prediction: from the buffer if it is still waiting, else from the store.
+        (Queued ones are this service's own, with UUIDs unique across models.)"""
         record = self._pending.get(prediction_id) or self._spilled.get(prediction_id)
-        if record is not None:
+        if record is not None and model_name in (None, record.model_name):
             return record
         try:
-            return self.store.get(prediction_id)
+            return self.store.get(prediction_id, model_name)
+        except AmbiguousId:
+            raise
         except Exception as exc:  # driver errors vary; to the caller they mean "try later"
             raise Unavailable("database", f"{type(exc).__name__}") from exc
 
     def get_many(
         self, prediction_ids: Sequence[str], *, features: bool = True
-    ) -> dict[str, PredictionRecord]:
-        """The logged predictions among ``prediction_ids`` (queued or stored), by id; one query.
-        Without ``features``, stored ones come back without their feature values."""
-        found = self.get_local(prediction_ids)
+    ) -> dict[str, list[PredictionRecord]]:
+        """The logged predictions among ``prediction_ids`` (queued or stored), by id, one per
+        model that has the id; one query. Without ``features``, stored ones come back without
+        their feature values."""
+        found = {i: [r] for i, r in self.get_local(prediction_ids).items()}
         rest = [i for i in prediction_ids if i not in found]
         if rest:
             try:

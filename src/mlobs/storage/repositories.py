@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from mlobs.errors import AmbiguousId
 from mlobs.monitoring.records import PredictionRecord
 from mlobs.storage.db import utc
 from mlobs.storage.tables import predictions
@@ -23,45 +24,51 @@ class PredictionRepository:
         """Insert records in one transaction (all or none)."""
         if not records:
             return
-        rows: list[dict[str, Any]] = [
-            {
-                "id": r.id,
-                "model_name": r.model_name,
-                "model_version": r.model_version,
-                "created_at": r.created_at,
-                "features": dict(r.features),
-                "prediction": r.prediction,
-                "probability": r.probability,
-                "latency_ms": r.latency_ms,
-                "scores": list(r.scores) if r.scores is not None else None,
-                "label": r.label,
-            }
-            for r in records
-        ]
         # A retried batch may hold rows that did commit (the acknowledgement was lost): the
-        # primary key already stored is the same prediction, so it is skipped, not an error.
-        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
-        stmt = dialect.insert(predictions).on_conflict_do_nothing(index_elements=["id"])
+        # key already stored is the same prediction, so it is skipped, not an error.
         with self.engine.begin() as conn:
-            conn.execute(stmt, rows)
+            conn.execute(self._insert(), _rows(records))
 
-    def get(self, prediction_id: str) -> PredictionRecord | None:
+    def insert_new(self, records: Sequence[PredictionRecord]) -> set[str]:
+        """Insert in one transaction the records whose (model, id) is not stored yet; the ids of
+        those inserted now (the others are duplicates: sent before, or twice in the batch)."""
+        if not records:
+            return set()
+        with self.engine.begin() as conn:
+            result = conn.execute(self._insert().returning(predictions.c.id), _rows(records))
+            return {row.id for row in result}
+
+    def _insert(self) -> Any:
+        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
+        return dialect.insert(predictions).on_conflict_do_nothing(
+            index_elements=["model_name", "id"]
+        )
+
+    def get(self, prediction_id: str, model_name: str | None = None) -> PredictionRecord | None:
+        """The prediction with this id (of ``model_name``, when given). A sender's id known under
+        several models needs the model: ``AmbiguousId`` names them."""
+        stmt = select(predictions).where(predictions.c.id == prediction_id)
+        if model_name is not None:
+            stmt = stmt.where(predictions.c.model_name == model_name)
         with self.engine.connect() as conn:
-            row = conn.execute(select(predictions).where(predictions.c.id == prediction_id)).first()
-        return _record(row) if row is not None else None
+            rows = conn.execute(stmt.limit(20)).all()
+        if len(rows) > 1:
+            raise AmbiguousId(prediction_id, [r.model_name for r in rows])
+        return _record(rows[0]) if rows else None
 
     def get_many(
         self, prediction_ids: Sequence[str], *, features: bool = True
-    ) -> dict[str, PredictionRecord]:
-        """Stored predictions among the ids, by id (chunks of 500 ids per query). Without
-        ``features`` the records carry an empty mapping: no JSON to read back."""
-        out: dict[str, PredictionRecord] = {}
+    ) -> dict[str, list[PredictionRecord]]:
+        """Stored predictions among the ids, by id: one per model that has the id (chunks of 500
+        ids per query). Without ``features`` the records carry an empty mapping."""
+        out: dict[str, list[PredictionRecord]] = {}
         ids = list(dict.fromkeys(prediction_ids))
         cols = [c for c in predictions.c if features or c.name != "features"]
         with self.engine.connect() as conn:
             for i in range(0, len(ids), 500):
                 stmt = select(*cols).where(predictions.c.id.in_(ids[i : i + 500]))
-                out.update((row.id, _record(row)) for row in conn.execute(stmt))
+                for row in conn.execute(stmt):
+                    out.setdefault(row.id, []).append(_record(row))
         return out
 
     def count(self, model_name: str | None = None) -> int:
@@ -70,6 +77,24 @@ class PredictionRepository:
             stmt = stmt.where(predictions.c.model_name == model_name)
         with self.engine.connect() as conn:
             return int(conn.execute(stmt).scalar_one())
+
+
+def _rows(records: Sequence[PredictionRecord]) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": r.id,
+            "model_name": r.model_name,
+            "model_version": r.model_version,
+            "created_at": r.created_at,
+            "features": dict(r.features),
+            "prediction": r.prediction,
+            "probability": r.probability,
+            "latency_ms": r.latency_ms,
+            "scores": list(r.scores) if r.scores is not None else None,
+            "label": r.label,
+        }
+        for r in records
+    ]
 
 
 def _record(row: Any) -> PredictionRecord:

@@ -35,8 +35,9 @@ JsonType = JSON().with_variant(postgresql.JSONB(), "postgresql")
 predictions = Table(
     "predictions",
     metadata,
-    Column("id", String(36), primary_key=True),
-    Column("model_name", String(64), nullable=False),
+    # A prediction id is unique per model: mlobs makes UUIDs, senders bring their own.
+    Column("model_name", String(64), primary_key=True),
+    Column("id", String(128), primary_key=True),
     Column("model_version", String(64), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("features", JsonType, nullable=False),
@@ -47,6 +48,7 @@ predictions = Table(
     Column("scores", JsonType, nullable=True),
     Column("label", JsonType, nullable=True),
     Index("ix_predictions_model_created", "model_name", "created_at"),
+    Index("ix_predictions_id", "id"),
 )
 
 # Live drift windows, shared by every worker process: one open window per model at a time.
@@ -164,7 +166,7 @@ feedback = Table(
     "feedback",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("prediction_id", String(36), nullable=False, unique=True),
+    Column("prediction_id", String(128), nullable=False),
     Column("model_name", String(64), nullable=False),
     Column("model_version", String(64), nullable=False),
     Column("predicted_at", DateTime(timezone=True), nullable=False),
@@ -175,6 +177,8 @@ feedback = Table(
     Column("scores", JsonType, nullable=True),
     Column("processed", Boolean, nullable=False, default=False),
     Column("window_seq", Integer, nullable=True),
+    UniqueConstraint("model_name", "prediction_id", name="uq_feedback_prediction"),
+    Index("ix_feedback_prediction_id", "prediction_id"),
     Index("ix_feedback_model_processed", "model_name", "processed", "id"),
     Index("ix_feedback_model_window", "model_name", "window_seq"),
 )

@@ -101,7 +101,9 @@ def test_label_of_the_wrong_kind_is_422(
 def test_malformed_bodies_are_4xx(fb: TestClient) -> None:
     pred = _one(fb)
     for body in (
-        {"prediction_id": "not-a-uuid", "actual": 1},
+        {"prediction_id": "", "actual": 1},
+        {"prediction_id": "x" * 129, "actual": 1},
+        {"prediction_id": "line\nbreak", "actual": 1},
         {"actual": 1},
         {"prediction_id": pred["prediction_id"]},
         {"prediction_id": pred["prediction_id"], "actual": 1, "extra": 1},

@@ -214,7 +214,9 @@ def test_over_limit_batch(db_url: str, app_factory: Callable[..., TestClient]) -
 def test_unknown_and_malformed_prediction_ids(client: TestClient) -> None:
     r = client.get(f"/predictions/{uuid.uuid4()}")
     assert r.status_code == 404 and r.json()["detail"][0]["type"] == "not_found"
-    r = client.get("/predictions/not-a-uuid")
+    r = client.get("/predictions/not-a-uuid")  # a sender's id, perhaps: not one of ours
+    assert r.status_code == 404, r.text
+    r = client.get("/predictions/" + "x" * 129)  # longer than any id
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["path", "prediction_id"]
     assert client.post("/predict/weather", json={}).status_code == 404
 

@@ -146,6 +146,12 @@ def test_database_outage_spills_and_replays_exactly_once(
     # A label for a prediction only the database knows cannot be checked: not accepted (503).
     resp = client.post("/feedback", json={"prediction_id": before[0]["prediction_id"], "actual": 0})
     assert resp.status_code == 503
+    # Predictions made elsewhere cannot be checked for duplicates: none is accepted (503).
+    made_elsewhere = {"records": [{"prediction_id": "ext-1", "features": records[0],
+                                   "prediction": 1}]}  # fmt: skip
+    resp = client.post("/models/churn/predictions", json=made_elsewhere)
+    assert resp.status_code == 503, resp.text
+    assert int(resp.headers["retry-after"]) > 0
     spill_dir = tmp_path / "data" / "spill"
     assert sum(len(p.read_bytes().splitlines()) for p in spill_dir.iterdir()) == 120 + 10
 
@@ -154,6 +160,8 @@ def test_database_outage_spills_and_replays_exactly_once(
     n, distinct, labels = _counts(cluster.url)
     assert (n, distinct) == (160, 160)  # every served prediction, exactly once
     assert labels == 10
+    resp = client.post("/models/churn/predictions", json=made_elsewhere)
+    assert resp.status_code == 202 and resp.json()["accepted"] == 1, resp.text
     registry = runtime.registry
     assert (
         registry.get_sample_value("mlobs_prediction_log_dropped_total", {"model_name": "churn"})

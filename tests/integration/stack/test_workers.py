@@ -329,3 +329,35 @@ def test_serve_makes_a_metrics_directory_for_several_workers(
     # One worker needs no directory.
     assert CliRunner().invoke(app, ["serve"]).exit_code == 0
     assert seen[1] is None
+
+
+def test_a_batch_retried_across_workers_is_counted_once(server: Server) -> None:
+    """An at-least-once sender retries the same batch, the retries landing on either worker:
+    every record is logged and counted once, the rest reported as duplicates."""
+    records = [{"prediction_id": f"ext-{i}", "features": f, "prediction": 0, "probability": 0.2}
+               for i, f in enumerate(sample_records("churn", 50, seed=8))]  # fmt: skip
+
+    def send(_: int) -> dict[str, Any]:
+        r = httpx.post(f"{server.url}/models/churn/predictions", json={"records": records},
+                       timeout=30)  # fmt: skip
+        assert r.status_code == 202, r.text
+        return dict(r.json())
+
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(send, range(8)))
+    assert sum(a["accepted"] for a in answers) == 50
+    assert sum(a["duplicate"] for a in answers) == 7 * 50
+    samples = _scrape(server.url)  # both workers' counters, added
+    accepted = _value(samples, "mlobs_ingested_predictions_total", model_name="churn",
+                      outcome="accepted")  # fmt: skip
+    assert accepted == 50
+    engine = create_engine(server.database_url)
+    try:
+        with engine.connect() as conn:
+            n = conn.execute(
+                select(func.count()).select_from(predictions)
+                .where(predictions.c.model_name == "churn")
+            ).scalar_one()  # fmt: skip
+    finally:
+        engine.dispose()
+    assert n == 50

@@ -127,11 +127,13 @@ class DeadStore:
         for r in records:
             self.rows.setdefault(r.id, r)
 
-    def get(self, prediction_id: str) -> PredictionRecord | None:
+    def get(self, prediction_id: str, model_name: str | None = None) -> PredictionRecord | None:
         return self.rows.get(prediction_id)
 
-    def get_many(self, ids: list[str], *, features: bool = True) -> dict[str, PredictionRecord]:
-        return {i: self.rows[i] for i in ids if i in self.rows}
+    def get_many(
+        self, ids: list[str], *, features: bool = True
+    ) -> dict[str, list[PredictionRecord]]:
+        return {i: [self.rows[i]] for i in ids if i in self.rows}
 
 
 def test_the_log_spills_while_the_database_is_away_and_replays_when_it_returns(

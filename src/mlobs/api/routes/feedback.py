@@ -3,10 +3,9 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel
 from sqlalchemy import exc as sa_exc
 
@@ -15,6 +14,8 @@ from mlobs.api.deps import RuntimeDep
 from mlobs.api.errors import BODY, responses
 from mlobs.api.runtime import Runtime
 from mlobs.api.schemas import (
+    PREDICTION_ID,
+    PREDICTION_ID_TEXT,
     FeedbackBatchOut,
     FeedbackIn,
     FeedbackOut,
@@ -24,7 +25,7 @@ from mlobs.api.schemas import (
     PerformanceWindowOut,
     feedback_batch_model,
 )
-from mlobs.errors import Conflict, InvalidInput, NotFound, Unavailable
+from mlobs.errors import AmbiguousId, Conflict, InvalidInput, NotFound, Unavailable
 from mlobs.models.base import label_key
 from mlobs.monitoring.alerts import LOWER_IS_BETTER
 from mlobs.monitoring.performance import LabelConflict
@@ -71,24 +72,33 @@ def _actual(
     return float(value)
 
 
-def _store(rt: Runtime, items: list[FeedbackIn], prefix: tuple[Any, ...]) -> list[FeedbackOut]:
+def _store(
+    rt: Runtime, items: list[FeedbackIn], prefix: tuple[Any, ...], model_name: str | None = None
+) -> list[FeedbackOut]:
+    """Check and store labels; ``model_name``: the model of every item (the per-model route)."""
     pairs: list[tuple[PredictionRecord, float]] = []
-    ids = [str(i.prediction_id) for i in items]
+    ids = [i.prediction_id for i in items]
     database_down = False
     try:
         known = rt.service.sink.get_many(ids, features=False)
     except Unavailable:
         # The database is away: labels for predictions this process still holds (queued or
         # spilled) are accepted into the spill; others cannot be checked, so nothing is taken.
-        known = rt.prediction_log.get_local(ids)
+        known = {i: [r] for i, r in rt.prediction_log.get_local(ids).items()}
         database_down = True
     for i, item in enumerate(items):
         loc = (*prefix, i) if prefix[-1] == "items" else prefix
-        rec = known.get(str(item.prediction_id))
-        if rec is None:
+        model = model_name or item.model_name
+        found = [r for r in known.get(item.prediction_id, ()) if model in (None, r.model_name)]
+        if not found:
             if database_down:
                 raise Unavailable("database", "the prediction cannot be looked up right now")
-            raise NotFound("prediction", str(item.prediction_id), loc=(*loc, "prediction_id"))
+            kind = f"prediction of model {model!r}" if model else "prediction"
+            raise NotFound(kind, item.prediction_id, loc=(*loc, "prediction_id"))
+        if len(found) > 1:
+            exc = AmbiguousId(item.prediction_id, [r.model_name for r in found])
+            raise Conflict(str(exc), current=exc.current, loc=(*loc, "model_name"))
+        rec = found[0]
         pairs.append((rec, _actual(rt, rec, item.actual, loc)))
     outcomes: list[str]
     try:
@@ -147,6 +157,23 @@ def build_router(policy: KeyPolicy, max_items: int) -> APIRouter:
         names the stored one (labels are not overwritten)."""
         return _store(rt, [body], ("body",))[0]
 
+    @router.post(
+        "/models/{model_name}/feedback",
+        response_model=FeedbackOut,
+        responses=responses(*BODY, 404, 409, 503, *guard.statuses),
+        dependencies=list(guard.dependencies),
+    )
+    def model_feedback(model_name: str, body: FeedbackIn, rt: RuntimeDep) -> FeedbackOut:
+        """Record the ground truth of one prediction of this model: the same as `/feedback`,
+        with the model named in the path (a sender's id needs no `model_name` here)."""
+        if model_name not in rt.models:
+            raise NotFound("model", model_name, loc=("path", "model_name"))
+        if body.model_name not in (None, model_name):
+            raise InvalidInput(
+                ("body", "model_name"), f"names {body.model_name!r}, the path {model_name!r}"
+            )
+        return _store(rt, [body], ("body",), model_name)[0]
+
     def feedback_batch(body: BaseModel, rt: RuntimeDep) -> FeedbackBatchOut:
         """Record many labels in one transaction: all are stored, or none (the error names the
         first item that stopped the batch)."""
@@ -171,11 +198,20 @@ def build_router(policy: KeyPolicy, max_items: int) -> APIRouter:
     )
 
     @router.get(
-        "/feedback/{prediction_id}", response_model=LabelOut, responses=responses(404, 422, 503)
+        "/feedback/{prediction_id}",
+        response_model=LabelOut,
+        responses=responses(404, 409, 422, 503),
     )
-    def get_feedback(prediction_id: uuid.UUID, rt: RuntimeDep) -> LabelOut:
+    def get_feedback(
+        prediction_id: Annotated[str, Path(description=PREDICTION_ID_TEXT, **PREDICTION_ID)],
+        rt: RuntimeDep,
+        model: Annotated[
+            str | None,
+            Query(description="The model, where a sender's id is known under several (else 409)."),
+        ] = None,
+    ) -> LabelOut:
         """The label stored for a prediction, with the prediction it answers."""
-        label = rt.performance.store.get(str(prediction_id))
+        label = rt.performance.store.get(prediction_id, model)
         if label is None:
             raise NotFound("label", str(prediction_id))
         shown = {

@@ -4,11 +4,10 @@ No ``from __future__ import annotations`` here: the per-model routes are built i
 FastAPI must see their body types as real objects, not strings.
 """
 
-import uuid
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Request
+from fastapi import APIRouter, Body, Path, Query, Request
 from pydantic import BaseModel
 
 from mlobs.api.auth import Guard, KeyPolicy
@@ -17,6 +16,8 @@ from mlobs.api.deps import RuntimeDep, ServiceDep
 from mlobs.api.errors import BODY, responses
 from mlobs.api.routes.models import model_out
 from mlobs.api.schemas import (
+    PREDICTION_ID,
+    PREDICTION_ID_TEXT,
     BatchOut,
     BatchRequestBase,
     LoggedPredictionOut,
@@ -93,10 +94,18 @@ def build_router(policy: KeyPolicy, max_batch_records: int, bodies: ModelBodies)
     @router.get(
         "/predictions/{prediction_id}",
         response_model=LoggedPredictionOut,
-        responses=responses(404, 422, 503),
+        responses=responses(404, 409, 422, 503),
     )
-    def get_prediction(prediction_id: uuid.UUID, service: ServiceDep) -> LoggedPredictionOut:
-        """A logged prediction, also while it still waits in the log queue."""
-        return LoggedPredictionOut.from_logged(service.get_prediction(str(prediction_id)))
+    def get_prediction(
+        prediction_id: Annotated[str, Path(description=PREDICTION_ID_TEXT, **PREDICTION_ID)],
+        service: ServiceDep,
+        model: Annotated[
+            str | None,
+            Query(description="The model, where a sender's id is known under several (else 409)."),
+        ] = None,
+    ) -> LoggedPredictionOut:
+        """A logged prediction (served, or ingested under its sender's id), also while it still
+        waits in the log queue."""
+        return LoggedPredictionOut.from_logged(service.get_prediction(prediction_id, model))
 
     return router
