@@ -28,9 +28,9 @@ WORKDIR /app
 
 # Dependencies first (cached while only the source changes), then the project itself.
 COPY pyproject.toml uv.lock README.md LICENSE ./
-RUN uv sync --frozen --no-dev --no-install-project --python /usr/local/bin/python3.11
+RUN uv sync --frozen --no-dev --extra server --no-install-project --python /usr/local/bin/python3.11
 COPY src/ ./src/
-RUN uv sync --frozen --no-dev --python /usr/local/bin/python3.11
+RUN uv sync --frozen --no-dev --extra server --python /usr/local/bin/python3.11
 
 # ------------------------------------------------------------------------------------ models
 FROM builder AS models

@@ -13,7 +13,7 @@ MODEL_FILES := $(foreach m,$(MODELS),$(MODEL_DIR)/$(m)/metadata.json)
 PROFILE_FILES := $(foreach m,$(MODELS),$(MODEL_DIR)/$(m)/reference.json)
 
 .PHONY: help dev dev-pip run run-api run-api-dev generate-data train-models setup-reference models test test-unit \
-        test-integration lint format bench bench-drift bench-http bench-load bench-feedback bench-catalog docker-up docker-down docker-logs clean
+        test-integration lint format bench bench-drift bench-http bench-load bench-feedback bench-catalog bench-ingest bench-client docker-up docker-down docker-logs clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -91,6 +91,12 @@ bench-load: $(BIN)/.installed models ## 60 s at half saturation, then a graceful
 
 bench-catalog: $(BIN)/.installed ## Registration time, single-row ONNX/skops against their libraries, hot-registration delay
 	$(BIN)/python benchmarks/bench_catalog.py
+
+bench-ingest: $(BIN)/.installed ## POST /models/{name}/predictions throughput against a bare insert
+	$(BIN)/python benchmarks/bench_ingest.py
+
+bench-client: $(BIN)/.installed ## What mlobs.client's log() costs the caller, live and with the service away
+	$(BIN)/python benchmarks/bench_client.py
 
 bench-feedback: $(BIN)/.installed ## Label ingestion, label processing and the performance summary
 	$(BIN)/python benchmarks/bench_feedback.py

@@ -163,3 +163,29 @@ def cancer_booster(folder: Path, rounds: int = 10) -> tuple[Path, Path, pd.DataF
     booster.save_model(folder / "model.ubj")
     data.to_parquet(folder / "reference.parquet")
     return folder / "model.ubj", folder / "reference.parquet", data
+
+
+@contextlib.contextmanager
+def served(app: Any) -> Iterator[str]:
+    """An ASGI app behind a real uvicorn server on a free loopback port (lifespan included),
+    stopped on exit; yields its base URL once it is ready."""
+    import threading
+
+    import httpx
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        eventually(
+            lambda: httpx.get(f"{url}/health/ready", timeout=5).status_code == 200,
+            ignore=(httpx.TransportError,),
+            message="the server did not start",
+        )
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(WAIT_SECONDS)

@@ -234,6 +234,19 @@ def register(
     threshold: Annotated[
         float | None, typer.Option(min=0, max=1, help="Binary: the decision threshold (0.5).")
     ] = None,
+    prediction_col: Annotated[
+        str | None,
+        typer.Option(help="No artifact: the reference's column of the model's own predictions."),
+    ] = None,
+    probability_col: Annotated[
+        str | None, typer.Option(help="No artifact, binary: the column of its probabilities.")
+    ] = None,
+    score_cols: Annotated[
+        str | None,
+        typer.Option(
+            help="No artifact, multiclass: its score columns, comma-separated, in class order."
+        ),  # fmt: skip
+    ] = None,
     url: Annotated[
         str | None, typer.Option(help="Register through a running service instead of MODEL_DIR.")
     ] = None,
@@ -254,10 +267,13 @@ def register(
                                          "regression"):  # fmt: skip
         raise typer.BadParameter(f"unknown task {task!r}", param_hint="--task")
     cats = [c.strip() for c in (categorical or "").split(",") if c.strip()]
+    scores = [c.strip() for c in (score_cols or "").split(",") if c.strip()]
     try:
         if url:
             options = {"target": target, "task": task, "categorical": cats,
-                       "positive_class": positive_class, "threshold": threshold}  # fmt: skip
+                       "positive_class": positive_class, "threshold": threshold,
+                       "prediction_col": prediction_col, "probability_col": probability_col,
+                       "score_cols": scores}  # fmt: skip
             out = register_remote(url, api_key, name, reference=reference, artifact=artifact,
                                   manifest=manifest, holdout=holdout, options=options)  # fmt: skip
             console.print(f"registered {out['name']} version {out.get('version')} at {url}")
@@ -266,12 +282,68 @@ def register(
             settings.model_dir, name, reference=reference, target=target, artifact=artifact,
             task=task, categorical=cats, holdout=holdout, manifest=manifest,  # type: ignore[arg-type]
             positive_class=positive_class, threshold=threshold,
-            sample_rows=settings.reference_sample_rows,
+            sample_rows=settings.reference_sample_rows, prediction_col=prediction_col,
+            probability_col=probability_col, score_cols=scores,
         )  # fmt: skip
     except CommandError as exc:
         console.print(f"[red]error:[/] {exc}", soft_wrap=True)
         raise typer.Exit(2) from None
     console.print(summary_table(reg))
+
+
+@app.command("ingest-labels")
+def ingest_labels(
+    name: Annotated[str, typer.Argument(help="The model the predictions were made by.")],
+    file: Annotated[
+        Path, typer.Argument(help="Parquet (file, folder or glob), CSV or JSON lines.")
+    ],
+    id_col: Annotated[str, typer.Option(help="The column of prediction ids.")] = "prediction_id",
+    label_col: Annotated[str, typer.Option(help="The column of labels.")] = "actual",
+    url: Annotated[
+        str | None, typer.Option(help="Post through a running service instead of DATABASE_URL.")
+    ] = None,
+    api_key: Annotated[
+        str | None, typer.Option(envvar="MLOBS_API_KEY", help="Sent as X-API-Key (with --url).")
+    ] = None,
+) -> None:
+    """Ground truth from a file: each row's label joined to the logged prediction with its id.
+
+    Writes to the database of DATABASE_URL, or with --url posts to a running service. Unknown
+    ids, labels of the wrong kind and labels contradicting stored ones are left out and counted.
+    Exit code 2 on bad input or when no label was stored.
+    """
+    from rich.table import Table
+
+    from mlobs.tools.ingest import ingest_labels_local, ingest_labels_remote
+    from mlobs.tools.register import CommandError
+
+    settings = _settings()
+    try:
+        with _progress() as progress:
+            task = progress.add_task(f"labels for {name}", total=None)
+
+            def advance(n: int) -> None:
+                progress.advance(task, n)
+
+            if url:
+                out = ingest_labels_remote(url, api_key, name, file, id_col, label_col, advance)
+            else:
+                out = ingest_labels_local(settings.resolved_database_url, settings.model_dir,
+                                          name, file, id_col, label_col, advance)  # fmt: skip
+    except CommandError as exc:
+        console.print(f"[red]error:[/] {exc}", soft_wrap=True)
+        raise typer.Exit(2) from None
+    table = Table(title=f"labels for {name}", show_header=False)
+    for label, value in (("rows", out.rows), ("recorded", out.recorded),
+                         ("duplicate (stored before)", out.duplicate),
+                         ("unknown id", out.unknown), ("invalid label", out.invalid),
+                         ("conflicting (a different label stored)", out.conflicting)):  # fmt: skip
+        table.add_row(label, f"{value:,}")
+    for example in out.examples:
+        table.add_row("[yellow]e.g.[/]", example)
+    console.print(table)
+    if out.rows and not out.recorded and not out.duplicate:
+        raise typer.Exit(2)
 
 
 models_app = typer.Typer(help="The model catalogue in MODEL_DIR.", no_args_is_help=True)

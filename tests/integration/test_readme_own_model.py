@@ -11,6 +11,7 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -21,12 +22,17 @@ pytestmark = pytest.mark.slow
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
-def _section_blocks(title: str) -> dict[str, str]:
+def _all_blocks(title: str) -> list[tuple[str, str]]:
+    """The code blocks of a README section, in order, as (language, text)."""
     text = README.read_text()
     section = text.split(f"## {title}\n", 1)[1].split("\n## ", 1)[0]
-    blocks = re.findall(r"```(\w+)\n(.*?)```", section, flags=re.S)
+    return re.findall(r"```(\w+)\n(.*?)```", section, flags=re.S)
+
+
+def _section_blocks(title: str) -> dict[str, str]:
+    """The first block of each language in a README section."""
     found: dict[str, str] = {}
-    for lang, body in blocks:
+    for lang, body in _all_blocks(title):
         found.setdefault(lang, body)
     return found
 
@@ -88,6 +94,48 @@ def _served_elsewhere(tmp_path: Path, env: dict[str, str], port: str) -> None:
         answers.append(json.loads(out.stdout))
     assert (answers[0]["accepted"], answers[0]["rejected"]) == (n, 0), answers[0]
     assert (answers[1]["accepted"], answers[1]["duplicate"]) == (0, n), answers[1]
+    _client_example(tmp_path, env, port)
+
+
+def _client_example(tmp_path: Path, env: dict[str, str], port: str) -> None:
+    """The section's example service (app.py, run with uvicorn as shown) logs its predictions
+    through mlobs.client: one call to it, and the prediction is in mlobs's log."""
+    blocks = [body for lang, body in _all_blocks("Monitor a model served elsewhere")]
+    app_py = next(b for b in blocks if b.startswith("# app.py"))
+    commands = next(b for b in blocks if "uvicorn app:app" in b).strip().splitlines()
+    (tmp_path / "app.py").write_text(app_py)
+    start, call = commands
+    assert start.endswith("&") and call.startswith("curl")
+    app_port = str(free_port())
+    words = shlex.split(start.rstrip("& "))
+    assignments = dict(w.split("=", 1) for w in words if "=" in w and not w.startswith("-"))
+    command = [w for w in words if w not in {f"{k}={v}" for k, v in assignments.items()}]
+    command = [app_port if w == "8001" else w for w in command]
+    app_env = {**env, **{k: v.replace("localhost:8000", f"localhost:{port}")
+                          for k, v in assignments.items()}}  # fmt: skip
+    log = open(tmp_path / "app.log", "wb")  # closed in the finally below
+    service = subprocess.Popen(command, cwd=tmp_path, env=app_env, stdout=log,
+                               stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    try:
+        words = [w.replace("localhost:8001", f"localhost:{app_port}") for w in shlex.split(call)]
+
+        def answered() -> dict[str, Any] | None:
+            out = subprocess.run(words, cwd=tmp_path, env=env, capture_output=True, text=True,
+                                 timeout=60, check=False)  # fmt: skip
+            return json.loads(out.stdout) if out.returncode == 0 and out.stdout else None
+
+        answer = eventually(answered, message=lambda: (tmp_path / "app.log").read_text()[-2000:])
+        pid = answer["prediction_id"]
+        logged = eventually(
+            lambda: (r := httpx.get(f"http://127.0.0.1:{port}/predictions/{pid}", timeout=10))
+            .status_code == 200 and r.json(),
+            message="the example service's prediction never reached mlobs",
+        )  # fmt: skip
+        assert logged["model_name"] == "cancer"
+        assert logged["probability"] == pytest.approx(answer["probability"])
+    finally:
+        stop_process_group(service)
+        log.close()
 
 
 def _ready(port: str) -> bool:

@@ -164,4 +164,5 @@ class ModelBodies:
                 bad.setdefault(order[pos], []).append({**e, "loc": e["loc"][1:]})
             order = [i for i in order if i not in bad]
             rows = adapter.validate_python([records[i] for i in order]) if order else []
-        return {i: r.model_dump(by_alias=True) for i, r in zip(order, rows, strict=True)}, bad
+        dumped = adapter.dump_python(rows, by_alias=True)  # one call for the whole list
+        return dict(zip(order, dumped, strict=True)), bad

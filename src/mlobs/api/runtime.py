@@ -186,7 +186,7 @@ class Runtime:
             feedback_repo,
             metrics,
             clock=utcnow,
-            models=lambda: service.models.models,
+            models=lambda: service.models.observed,
             config=PerformanceConfig(
                 window_size=settings.performance_window_size,
                 min_labels=settings.performance_min_labels,
@@ -376,7 +376,7 @@ class Runtime:
                 log.warning("model %s not loaded: %s", name, reason)
             defaults = {}
             for name, manifest in loaded.manifests.items():
-                served = loaded.models.get(name)
+                served = loaded.observed.get(name)
                 holdout = served.metadata.holdout_metrics if served and served.metadata else {}
                 rule = manifest.performance_rule
                 own = rule.model_dump(exclude_none=True) if rule else None
@@ -389,7 +389,7 @@ class Runtime:
             for name, current in _versions(loaded).items():
                 if watched.get(name) != current or name not in self.drift.model_names:
                     self._load_profile(name, current)
-            for model in loaded:
+            for model in loaded.observed.values():
                 holdout = model.metadata.holdout_metrics if model.metadata else {}
                 bound = self.alerts.rules_for(model.name).performance_bound(model.name, holdout)
                 if bound is not None:

@@ -213,6 +213,12 @@ def build_model(manifest: Manifest, meta: ModelMetadata | None) -> TabularModel:
     return model
 
 
+def read_metadata(folder: Path) -> ModelMetadata | None:
+    """A model version's metadata (holdout figures, calibration); None when it has none."""
+    path = Path(folder) / METADATA_FILE
+    return ModelMetadata.from_dict(json.loads(path.read_text())) if path.is_file() else None
+
+
 def load_model(model_dir: Path, name: str) -> TabularModel:
     """Load a saved model version.
 
@@ -225,10 +231,7 @@ def load_model(model_dir: Path, name: str) -> TabularModel:
     if not folder.is_dir():
         raise FileNotFoundError(f"no model folder {folder}")
     manifest = read_manifest(folder)
-    meta_path = folder / METADATA_FILE
-    meta = (
-        ModelMetadata.from_dict(json.loads(meta_path.read_text())) if meta_path.is_file() else None
-    )
+    meta = read_metadata(folder)
     if manifest.artifact is None:
         raise ValueError(f"model {name!r} has no artifact: it is monitor-only")
     artifact = folder / manifest.artifact.file

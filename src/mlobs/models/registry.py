@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlobs.errors import ModelNotLoaded, NotFound, NotServed
-from mlobs.models.artifacts import load_model, model_names, read_manifest
+from mlobs.models.artifacts import load_model, model_names, read_manifest, read_metadata
 from mlobs.models.base import TabularModel
 from mlobs.models.manifest import Manifest
+from mlobs.models.watched import WatchedModel
 
 log = logging.getLogger(__name__)
 
@@ -22,13 +23,15 @@ class ModelRegistry:
 
     ``manifests`` holds every model whose manifest reads (the API's schemas come from it);
     ``models`` the loaded ones; ``errors`` a reason for each model that is not loaded (a model
-    with no artifact, "monitor-only", has a manifest and no model).
+    with no artifact, "monitor-only", has a manifest and no served model); ``watched`` the
+    monitor-only ones as monitoring sees them (task, classes, holdout figures, calibration).
     """
 
     models: dict[str, TabularModel] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     manifests: dict[str, Manifest] = field(default_factory=dict)
     monitor_only: set[str] = field(default_factory=set)
+    watched: dict[str, TabularModel] = field(default_factory=dict)
 
     @classmethod
     def catalog(cls, model_dir: Path) -> ModelRegistry:
@@ -59,6 +62,11 @@ class ModelRegistry:
             if manifest.artifact is None:
                 reg.errors[name] = "monitor-only: no artifact to serve"
                 reg.monitor_only.add(name)
+                try:
+                    reg.watched[name] = WatchedModel.of(manifest, read_metadata(folder))
+                except Exception as exc:
+                    log.warning("%s: metadata unreadable: %s", name, exc)
+                    reg.watched[name] = WatchedModel.of(manifest, None)
                 continue
             try:
                 reg.models[name] = load_model(model_dir, name)
@@ -78,6 +86,18 @@ class ModelRegistry:
         if name in self.errors:
             raise ModelNotLoaded(name, self.errors[name])
         raise NotFound("model", name)
+
+    def watch(self, name: str) -> TabularModel:
+        """The model whose traffic is monitored: a served one, or a monitor-only one (which
+        cannot predict); the errors of ``get`` otherwise."""
+        if name in self.watched:
+            return self.watched[name]
+        return self.get(name)
+
+    @property
+    def observed(self) -> dict[str, TabularModel]:
+        """Every model monitoring follows: served and monitor-only."""
+        return {**self.models, **self.watched}
 
     def __contains__(self, name: object) -> bool:
         return name in self.manifests or name in self.errors

@@ -31,7 +31,7 @@ import numpy as np
 from sklearn import metrics as skm
 
 from mlobs.errors import Conflict
-from mlobs.models.base import TabularModel, multiclass_metrics, regression_metrics
+from mlobs.models.base import TabularModel, label_key, multiclass_metrics, regression_metrics
 from mlobs.monitoring.metrics import Metrics
 from mlobs.monitoring.ports import LabelStore
 from mlobs.monitoring.records import LabelRecord, PerformanceResult, PredictionRecord, TrackerState
@@ -60,6 +60,31 @@ class LabelConflict(Conflict):
             current=f"{stored:g}",
         )
         self.index, self.prediction_id, self.stored, self.sent = index, prediction_id, stored, sent
+
+
+def label_number(model: TabularModel | None, rec: PredictionRecord, value: Any) -> float:
+    """A label as stored: 0/1 for a binary classifier, the class's index for a multiclass one,
+    the number for a regressor. ValueError saying what the model takes otherwise. (Without the
+    model, the prediction's own output tells its kind.)"""
+    name = rec.model_name
+    if rec.scores is not None or (model is not None and model.is_multiclass):
+        classes = model.classes if model is not None else ()
+        keys = [label_key(c) for c in classes]
+        if isinstance(value, bool) or label_key(value) not in keys:
+            raise ValueError(f"model {name!r} has the classes {list(classes)}: actual must be one")
+        return float(keys.index(label_key(value)))
+    if isinstance(value, str):
+        raise ValueError(f"model {name!r} takes a number or a boolean, not text")
+    classifier = model.is_classifier if model is not None else rec.probability is not None
+    if classifier:
+        if isinstance(value, bool) or value in (0, 1):
+            return float(value)
+        raise ValueError(f"model {name!r} is a classifier: actual must be 0/1 or false/true")
+    if isinstance(value, bool):
+        raise ValueError(f"model {name!r} needs a number, not a boolean")
+    if not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"model {name!r} needs a finite number")
+    return float(value)
 
 
 def error_value(model: TabularModel, label: LabelRecord) -> float:

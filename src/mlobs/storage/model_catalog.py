@@ -17,7 +17,7 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -36,6 +36,7 @@ from mlobs.models.artifacts import (
     write_json,
 )
 from mlobs.models.base import (
+    BatchPrediction,
     ModelMetadata,
     TabularModel,
     classification_metrics,
@@ -97,6 +98,15 @@ class Registration:
     decision_threshold: float | None = None
     sample_rows: int = 10_000
     seed: int = 0
+    # A model served elsewhere (no artifact): the reference's columns that hold its own output.
+    prediction_col: str | None = None
+    probability_col: str | None = None
+    score_cols: Sequence[str] = ()
+
+    @property
+    def output_cols(self) -> list[str]:
+        cols = [self.prediction_col, self.probability_col, *self.score_cols]
+        return [c for c in cols if c is not None]
 
 
 @dataclass
@@ -261,7 +271,8 @@ def _manifest(reg: Registration, hints: list[str]) -> Manifest:
                 "give --task (or --target, to infer it from the labels)", field="task"
             )
         task = infer_task(df[reg.target])
-    features, more = draft_features(df, [reg.target] if reg.target else [], reg.categorical)
+    exclude = [*([reg.target] if reg.target else []), *reg.output_cols]
+    features, more = draft_features(df, exclude, reg.categorical)
     hints.extend(more)
     if not features:
         raise RegistrationError("the reference has no feature columns", field="reference")
@@ -365,18 +376,102 @@ def _labels(reg: Registration, manifest: Manifest) -> pd.DataFrame | None:
     return rows if len(rows) else None
 
 
+def _given_outputs(reg: Registration, manifest: Manifest, rows: pd.DataFrame) -> BatchPrediction:
+    """A model served elsewhere: its outputs as the reference's columns hold them (the same
+    shapes as a served model's ``predict_frame``); an error naming a column that does not fit."""
+
+    def numbers(col: str, unit: bool) -> np.ndarray:
+        values = pd.to_numeric(rows[col], errors="coerce").to_numpy(dtype=float)
+        bad = ~np.isfinite(values) | ((values < 0) | (values > 1) if unit else False)
+        if bad.any():
+            what = "probabilities in [0, 1]" if unit else "finite numbers"
+            raise RegistrationError(
+                f"column {col!r} must hold {what}; row {int(np.argmax(bad))} holds "
+                f"{rows[col].iloc[int(np.argmax(bad))]!r}",
+                field="reference",
+            )
+        return values
+
+    if manifest.task == "regression":
+        assert reg.prediction_col is not None
+        return BatchPrediction(numbers(reg.prediction_col, unit=False))
+    if manifest.task == "binary_classification":
+        proba = numbers(reg.probability_col, unit=True) if reg.probability_col else None
+        if reg.prediction_col is not None:
+            positive = label_key(manifest.positive_class)
+            values = (rows[reg.prediction_col].map(label_key) == positive).to_numpy(float)
+        else:
+            assert proba is not None
+            values = (proba >= manifest.threshold).astype(float)
+        return BatchPrediction(values, proba)
+    classes = [label_key(c) for c in manifest.class_labels or ()]
+    scores = None
+    if reg.score_cols:
+        scores = np.column_stack([numbers(c, unit=True) for c in reg.score_cols])
+    if reg.prediction_col is not None:
+        keys = rows[reg.prediction_col].map(label_key)
+        unknown = sorted({str(k) for k in keys if k not in classes})
+        if unknown:
+            raise RegistrationError(
+                f"column {reg.prediction_col!r} holds {unknown[:5]}, not among the classes "
+                f"{manifest.class_labels}",
+                field="prediction_col",
+            )
+        index = keys.map({k: i for i, k in enumerate(classes)}).to_numpy(dtype=int)
+    else:
+        assert scores is not None
+        index = np.argmax(scores, axis=1)
+    proba = scores[np.arange(len(index)), index] if scores is not None else None
+    return BatchPrediction(index.astype(float), proba, scores)
+
+
+def _check_outputs(reg: Registration, manifest: Manifest) -> None:
+    """Output columns fit the task and exist in every frame given."""
+    if not reg.output_cols:
+        return
+    task = manifest.task
+    features = {f.name for f in manifest.features}
+    both = [c for c in reg.output_cols if c in features]
+    if both:
+        raise RegistrationError(f"output columns {both} are also features", field="manifest")
+    if reg.probability_col is not None and task != "binary_classification":
+        raise RegistrationError("--probability-col is for binary classifiers (a multiclass "
+                                "one gives --score-cols)", field="probability_col")  # fmt: skip
+    if reg.score_cols and task != "multiclass_classification":
+        raise RegistrationError("--score-cols is for multiclass classifiers",
+                                field="score_cols")  # fmt: skip
+    if task == "regression" and reg.prediction_col is None:
+        raise RegistrationError("a regressor's output is --prediction-col", field="prediction_col")
+    if reg.score_cols and len(reg.score_cols) != len(manifest.class_labels or ()):
+        raise RegistrationError(
+            f"--score-cols names {len(reg.score_cols)} columns; the classes are "
+            f"{manifest.class_labels}: one column each, in that order",
+            field="score_cols",
+        )
+    for frame, where in ((reg.reference, "reference"), (reg.holdout, "holdout")):
+        if frame is None:
+            continue
+        missing = [c for c in reg.output_cols if c not in frame.columns]
+        if missing:
+            raise RegistrationError(f"the {where} has no output columns {missing}", field=where)
+
+
 def _holdout(
-    model: TabularModel, manifest: Manifest, rows: pd.DataFrame, seed: int
+    outputs: Callable[[pd.DataFrame], BatchPrediction],
+    manifest: Manifest,
+    rows: pd.DataFrame,
+    seed: int,
 ) -> tuple[dict[str, float], dict[str, Any] | None, dict[str, float], int]:
-    """(holdout figures, calibration or None, calibration errors, rows judged). A classifier's
-    calibration is fitted on one half of the labelled rows and judged, with the figures, on the
-    other half (all rows when there are too few)."""
+    """(holdout figures, calibration or None, calibration errors, rows judged) of the
+    ``outputs`` of the labelled rows. A classifier's calibration is fitted on one half of the
+    labelled rows and judged, with the figures, on the other half (all rows when there are too
+    few); a classifier known by its predictions alone gets the figures those give."""
     assert manifest.target is not None
-    x = _as_api_values(rows, manifest)
+    out = outputs(rows)
     y_raw = rows[manifest.target]
     if manifest.task == "regression":
         y = pd.to_numeric(y_raw, errors="coerce").to_numpy(dtype=float)
-        return regression_metrics(y, model.predict_frame(x).values), None, {}, len(rows)
+        return regression_metrics(y, out.values), None, {}, len(rows)
     if manifest.task == "multiclass_classification":
         index = {label_key(c): i for i, c in enumerate(manifest.class_labels or ())}
         keys = y_raw.map(label_key)
@@ -386,14 +481,20 @@ def _holdout(
                 f"labels {unknown[:10]} are not among the class_labels {manifest.class_labels}",
                 field="target",
             )
-        scores = model.predict_frame(x).scores
-        assert scores is not None
         y_idx = keys.map(index).to_numpy(dtype=int)
-        return multiclass_metrics(y_idx, scores), None, {}, len(rows)
+        if out.scores is None:
+            k = len(index)
+            one_hot = np.eye(k)[out.values.astype(int)]
+            figures = multiclass_metrics(y_idx, one_hot)
+            return {m: v for m, v in figures.items() if m != "log_loss"}, None, {}, len(rows)
+        return multiclass_metrics(y_idx, out.scores), None, {}, len(rows)
     positive = manifest.positive_class
     y = (y_raw.map(label_key) == label_key(positive)).to_numpy(dtype=int)
-    proba = model.predict_frame(x).probabilities
-    assert proba is not None
+    proba = out.probabilities
+    if proba is None:
+        figures = classification_metrics(y, out.values, 0.5)
+        known = ("accuracy", "precision", "recall", "f1", "positive_rate")
+        return {m: v for m, v in figures.items() if m in known}, None, {}, len(y)
     n = len(y)
     rng = np.random.default_rng(seed)
     order = rng.permutation(n)
@@ -472,6 +573,12 @@ def register(model_dir: Path, reg: Registration) -> Registered:
     reference = _as_api_values(reg.reference, manifest)
     model: TabularModel | None = None
     if data is not None:
+        if reg.output_cols:
+            raise RegistrationError(
+                "output columns are for a model served elsewhere: with --artifact, mlobs "
+                "predicts the reference itself",
+                field="prediction_col",
+            )
         model = _load(manifest, data)
         manifest = _align_categories(_reorder_to_artifact(manifest, model), model)
         if isinstance(model, OnnxModel) and model.whole_number_inputs():
@@ -491,6 +598,12 @@ def register(model_dir: Path, reg: Registration) -> Registered:
                 field="reference",
             ) from None
         output: np.ndarray | None = out.monitored
+    elif reg.output_cols:
+        _check_outputs(reg, manifest)
+        given = _given_outputs(reg, manifest, reg.reference)
+        # What ingested records are watched by: the probability (or a regressor's value); a
+        # classifier known by its predictions alone has no output profile.
+        output = given.probabilities if manifest.task != "regression" else given.values
     else:
         output = None
 
@@ -499,8 +612,19 @@ def register(model_dir: Path, reg: Registration) -> Registered:
     ece: dict[str, float] = {}
     calibration: dict[str, Any] | None = None
     judged = 0
-    if model is not None and labelled is not None:
-        metrics, calibration, ece, judged = _holdout(model, manifest, labelled, reg.seed)
+    if labelled is not None and model is not None:
+        served = model
+
+        def predicted(rows: pd.DataFrame) -> BatchPrediction:
+            return served.predict_frame(_as_api_values(rows, manifest))
+
+        metrics, calibration, ece, judged = _holdout(predicted, manifest, labelled, reg.seed)
+    elif labelled is not None and reg.output_cols:
+
+        def given_outputs(rows: pd.DataFrame) -> BatchPrediction:
+            return _given_outputs(reg, manifest, rows)
+
+        metrics, calibration, ece, judged = _holdout(given_outputs, manifest, labelled, reg.seed)
 
     sha = hashlib.sha256(data).hexdigest() if data is not None else None
     if manifest.artifact is not None:

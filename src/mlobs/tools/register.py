@@ -47,6 +47,9 @@ def register_local(
     positive_class: str | None = None,
     threshold: float | None = None,
     sample_rows: int = 10_000,
+    prediction_col: str | None = None,
+    probability_col: str | None = None,
+    score_cols: Sequence[str] = (),
 ) -> Registered:
     """Read the files and register the model into ``model_dir``."""
     try:
@@ -62,6 +65,9 @@ def register_local(
             positive_class=parse_label(positive_class),
             decision_threshold=threshold,
             sample_rows=sample_rows,
+            prediction_col=prediction_col,
+            probability_col=probability_col,
+            score_cols=tuple(score_cols),
         )
         if artifact is not None and not Path(artifact).is_file():
             raise CommandError(f"{artifact}: no such file")

@@ -11,6 +11,7 @@ different or longer run. A failure prints the request as a curl command.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import zlib
@@ -40,6 +41,13 @@ if "MLOBS_FUZZ_EXAMPLES" in os.environ:
     EXAMPLES = dict.fromkeys(EXAMPLES, int(os.environ["MLOBS_FUZZ_EXAMPLES"]))
 
 pytestmark = pytest.mark.slow
+
+
+@schemathesis.serializer("application/x-ndjson")
+def _ndjson(ctx: Any, value: Any) -> bytes:
+    """NDJSON bodies (``POST /models/{name}/predictions``): one JSON document a line."""
+    rows = value if isinstance(value, list) else [value]
+    return b"\n".join(json.dumps(row).encode() for row in rows)
 
 
 def _lifespan_elsewhere(app: Any) -> Callable[..., Any]:
@@ -221,7 +229,8 @@ def test_the_document_shows_the_guards_the_server_has(
         if op.get("security") and {"401", "403"} <= set(op["responses"])
     }
     assert guarded == {
-        "POST /feedback", "POST /feedback/batch", "POST /monitoring/silences",
+        "POST /feedback", "POST /feedback/batch", "POST /models/{model_name}/feedback",
+        "POST /monitoring/silences",
         "DELETE /monitoring/silences/{silence_id}",
         "POST /monitoring/alerts/{alert_id}/acknowledge",
         "POST /monitoring/alerts/{alert_id}/resolve",

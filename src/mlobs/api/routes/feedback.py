@@ -26,9 +26,8 @@ from mlobs.api.schemas import (
     feedback_batch_model,
 )
 from mlobs.errors import AmbiguousId, Conflict, InvalidInput, NotFound, Unavailable
-from mlobs.models.base import label_key
 from mlobs.monitoring.alerts import LOWER_IS_BETTER
-from mlobs.monitoring.performance import LabelConflict
+from mlobs.monitoring.performance import LabelConflict, label_number
 from mlobs.monitoring.records import PredictionRecord
 
 
@@ -37,39 +36,10 @@ def _actual(
 ) -> float:
     """The label as a float (a multiclass label as its class's index), or a 422 when it is of
     the wrong kind for the prediction's model."""
-    model = rt.models.models.get(rec.model_name)
-    if rec.scores is not None or (model is not None and model.is_multiclass):
-        classes = model.classes if model is not None else ()
-        keys = [label_key(c) for c in classes]
-        if isinstance(value, bool) or label_key(value) not in keys:
-            raise InvalidInput(
-                (*loc, "actual"),
-                f"model {rec.model_name!r} has the classes {list(classes)}: actual must be one",
-                "label_kind",
-            )
-        return float(keys.index(label_key(value)))
-    if isinstance(value, str):
-        raise InvalidInput(
-            (*loc, "actual"),
-            f"model {rec.model_name!r} takes a number or a boolean, not text",
-            "label_kind",
-        )
-    classifier = model.is_classifier if model is not None else rec.probability is not None
-    if classifier:
-        if isinstance(value, bool) or value in (0, 1):
-            return float(value)
-        raise InvalidInput(
-            (*loc, "actual"),
-            f"model {rec.model_name!r} is a classifier: actual must be 0/1 or false/true",
-            "label_kind",
-        )
-    if isinstance(value, bool):
-        raise InvalidInput(
-            (*loc, "actual"),
-            f"model {rec.model_name!r} needs a number, not a boolean",
-            "label_kind",
-        )
-    return float(value)
+    try:
+        return label_number(rt.models.observed.get(rec.model_name), rec, value)
+    except ValueError as exc:
+        raise InvalidInput((*loc, "actual"), str(exc), "label_kind") from None
 
 
 def _store(
@@ -130,7 +100,7 @@ def _store(
 
 def _shown(rt: Runtime, model_name: str, value: float) -> float | int | str:
     """A stored class index as its multiclass label; any other value as it is."""
-    model = rt.models.models.get(model_name)
+    model = rt.models.observed.get(model_name)
     if model is not None and model.is_multiclass and 0 <= value < len(model.classes):
         label: int | str = model.classes[int(value)]
         return label
@@ -235,7 +205,7 @@ def build_router(policy: KeyPolicy, max_items: int) -> APIRouter:
         """Realized figures over the latest labels, the label-free estimate over the latest
         predictions (classifiers), the holdout figures from training, the concept-drift
         detector, and the history of completed label windows and of estimates."""
-        model = rt.models.get(model_name)
+        model = rt.models.watch(model_name)
         s = rt.performance.summary(model, history)
         bound = rt.alerts.rules_for(model_name).performance_bound(model_name, s["holdout"])
         rule = None

@@ -196,10 +196,12 @@ def _outputs(
     return float(index), proba, scores, classes[index]
 
 
-def _ids(name: str, n: int, key: str | None) -> list[str]:
+def _made_id(name: str, index: int, key: str | None) -> str:
+    """The id of a record sent without one: from the Idempotency-Key and its position (the same
+    on a retry), else a fresh UUID."""
     if key is None:
-        return [str(uuid.uuid4()) for _ in range(n)]
-    return [str(uuid.uuid5(_IDEMPOTENT, f"{name}\x00{key}\x00{i}")) for i in range(n)]
+        return str(uuid.uuid4())
+    return str(uuid.uuid5(_IDEMPOTENT, f"{name}\x00{key}\x00{index}"))
 
 
 def ingest(
@@ -210,7 +212,6 @@ def ingest(
     if manifest is None:
         raise NotFound("model", name, loc=("path", "model_name"))
     now = datetime.now(timezone.utc)
-    made = _ids(name, len(raw), idempotency_key)
     errors: list[RejectedOut] = []
     parsed: dict[int, IngestRecord] = {}
     for i, item in enumerate(raw):
@@ -239,7 +240,7 @@ def ingest(
         except _Refused as exc:
             errors.append(RejectedOut(index=i, loc=["body", "records", i, *exc.loc], msg=exc.msg))
             continue
-        ids[i] = prediction_id = rec.prediction_id or made[i]
+        ids[i] = prediction_id = rec.prediction_id or _made_id(name, i, idempotency_key)
         records.append(PredictionRecord(
             id=prediction_id, model_name=name, model_version=manifest.version or "",
             created_at=(rec.timestamp or now).astimezone(timezone.utc), features=features[i],
@@ -320,6 +321,8 @@ def build_router(policy: KeyPolicy) -> APIRouter:
         record a line) and monitor them like its own: drift windows, quality, metrics, feedback
         by their ids. Answered 202 with the records accepted, duplicate (sent before: counted
         once) and rejected."""
+        if model_name not in rt.models.manifests:
+            raise NotFound("model", model_name, loc=("path", "model_name"))
         content_type = request.headers.get("content-type", "application/json")
         if content_type.split(";")[0].strip().lower() not in ("application/json", NDJSON):
             raise InvalidInput(

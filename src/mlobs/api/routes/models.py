@@ -167,7 +167,10 @@ def build_router(policy: KeyPolicy) -> APIRouter:
 
 
 FILES = ("reference", "artifact", "manifest", "holdout")
-FIELDS = ("name", "target", "task", "categorical", "positive_class", "threshold")
+FIELDS = (
+    "name", "target", "task", "categorical", "positive_class", "threshold", "prediction_col",
+    "probability_col", "score_cols",
+)  # fmt: skip
 _FILE = {"type": "string", "format": "binary"}
 UPLOAD_BODY: dict[str, Any] = {
     "required": True,
@@ -189,11 +192,21 @@ UPLOAD_BODY: dict[str, Any] = {
                     "positive_class": {"type": "string", "description": "Binary: the positive label."},
                     "threshold": {"type": "string", "pattern": r"^(0(\.\d+)?|1(\.0+)?)$",
                                   "description": "Binary: the decision threshold, 0 to 1."},
+                    "prediction_col": {"type": "string", "description":
+                                       "No artifact: the reference's column of the model's predictions."},
+                    "probability_col": {"type": "string", "description":
+                                        "No artifact, binary: the column of its probabilities."},
+                    "score_cols": {"type": "string", "description":
+                                   "No artifact, multiclass: score columns in class order."},
                 },
             }
         }
     },
 }  # fmt: skip
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(c.strip() for c in text.split(",") if c.strip())
 
 
 def _registration(rt: Runtime, values: dict[str, str], paths: dict[str, Path]) -> Registration:
@@ -220,14 +233,15 @@ def _registration(rt: Runtime, values: dict[str, str], paths: dict[str, Path]) -
             target=values.get("target"),
             artifact=paths.get("artifact"),
             task=task,  # type: ignore[arg-type]
-            categorical=tuple(
-                c.strip() for c in values.get("categorical", "").split(",") if c.strip()
-            ),
+            categorical=_names(values.get("categorical", "")),
             holdout=_table(paths["holdout"], "holdout") if "holdout" in paths else None,
             manifest=Manifest.read(paths["manifest"]) if "manifest" in paths else None,
             positive_class=parse_label(values.get("positive_class")),
             decision_threshold=threshold,
             sample_rows=rt.settings.reference_sample_rows,
+            prediction_col=values.get("prediction_col") or None,
+            probability_col=values.get("probability_col") or None,
+            score_cols=_names(values.get("score_cols", "")),
         )
     except ManifestError as exc:
         raise InvalidInput(("body", "manifest"), str(exc)) from None
