@@ -41,6 +41,12 @@ class Settings(BaseSettings):
     catalog_poll_seconds: float = Field(
         5.0, gt=0, description="How often each worker looks for a changed model catalogue."
     )
+    kserve_pair_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="How long half of a KServe payload-logger event (a request or a response) "
+        "waits for its other half before it is dropped and counted.",
+    )
 
     host: str = Field("127.0.0.1", description="Address `mlobs serve` binds to.")
     port: int = Field(8000, ge=1, le=65535, description="Port `mlobs serve` listens on.")

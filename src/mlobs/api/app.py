@@ -3,6 +3,7 @@ nowhere else, so tests create as many independent apps as they like."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -18,6 +19,7 @@ from mlobs.api.routes import (
     feedback,
     health,
     ingest,
+    kserve,
     models,
     monitoring,
     predictions,
@@ -56,6 +58,9 @@ def create_app(
     """Build the service. With no arguments, settings come from the environment."""
     settings = settings or Settings()
     configure_logging(settings.log_level)
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, kserve.RedactKeys) for f in access.filters):
+        access.addFilter(kserve.RedactKeys())  # the one route that takes a key in its URL
     policy = KeyPolicy(parse_keys(settings.api_keys), settings.predict_requires_key)
     if settings.environment == "production" and not policy.enabled and not settings.allow_open:
         raise InsecureConfiguration(
@@ -115,6 +120,7 @@ def create_app(
         router.include_router(models.build_router(policy))
         router.include_router(v2.build_router(policy, settings.max_batch_records))
         router.include_router(ingest.build_router(policy))
+        router.include_router(kserve.build_router(policy))
         router.include_router(web.router)
         app.router.routes = [*own_routes, *router.routes]
         app.openapi_schema = None  # rebuilt from these routes at the next /openapi.json

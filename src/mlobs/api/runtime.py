@@ -39,6 +39,7 @@ from mlobs.storage.db import make_engine, migrate
 from mlobs.storage.drift_repository import DriftRepository
 from mlobs.storage.feedback_repository import FeedbackRepository
 from mlobs.storage.insert_process import InsertProcess, OffProcessStore
+from mlobs.storage.kserve_repository import KServeHalves
 from mlobs.storage.model_catalog import recover
 from mlobs.storage.prediction_log import PredictionLog
 from mlobs.storage.repositories import PredictionRepository
@@ -74,6 +75,7 @@ class Runtime:
     notifier: Notifier
     performance: PerformanceMonitor
     bodies: ModelBodies
+    kserve_halves: KServeHalves
     insert_process: InsertProcess | None = None
     window_process: WindowProcess | None = None
     models_ready: threading.Event = field(default_factory=threading.Event)
@@ -196,7 +198,8 @@ class Runtime:
         performance.listeners.append(alerts)
         return cls(
             settings, registry, metrics, engine, repo, plog, service, drift, alerts, silencer,
-            notifier, performance, ModelBodies(catalog.manifests), insert_process=writer,
+            notifier, performance, ModelBodies(catalog.manifests), KServeHalves(engine),
+            insert_process=writer,
             window_process=window_process,
         )  # fmt: skip
 

@@ -175,6 +175,12 @@ class Manifest(BaseModel):
     class_labels: list[str | int] | None = Field(None, description="multiclass: in score order")
     artifact: ArtifactEntry | None = None
     performance_rule: PerformanceRule | None = None
+    inference_service: str | None = Field(
+        None,
+        max_length=253,
+        description="A KServe InferenceService whose payload logger feeds this model (default: "
+        "the service of the model's own name).",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Manifest:

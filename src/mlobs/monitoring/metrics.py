@@ -85,6 +85,12 @@ class Metrics:
             "accepted (logged and counted), duplicate (sent before), rejected (invalid).",
             ["model_name", "outcome"], registry=registry,
         )  # fmt: skip
+        self.kserve_unpaired = Counter(
+            "mlobs_kserve_unpaired_events",
+            "KServe payload-logger events whose other half (request or response) never came "
+            "within KSERVE_PAIR_SECONDS: dropped.",
+            registry=registry,
+        )  # fmt: skip
         # The prediction log.
         self.log_written = Counter(
             "mlobs_prediction_log_written", "Predictions written to the database.",

@@ -183,6 +183,20 @@ feedback = Table(
     Index("ix_feedback_model_window", "model_name", "window_seq"),
 )
 
+# KServe's payload logger sends a request and its response as two CloudEvents with one id, in
+# either order and perhaps to different workers: the first half waits here for the other.
+kserve_halves = Table(
+    "kserve_halves",
+    metadata,
+    Column("event_id", String(256), primary_key=True),
+    Column("kind", String(16), primary_key=True),  # request | response
+    Column("model_name", String(64), nullable=False),
+    Column("body", JsonType, nullable=False),
+    Column("event_time", DateTime(timezone=True), nullable=True),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Index("ix_kserve_halves_received", "received_at"),
+)
+
 # One row per model: where its stream of labels stands. Updated only under its ``revision``
 # (optimistic concurrency), so each label feeds the detector and a window exactly once across
 # every worker process, and a restart resumes from the stored detector state.
