@@ -72,6 +72,12 @@ def _clean(features: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _encode(record: dict[str, Any]) -> bytes:
+    """A record as the JSON it is sent as; ValueError or TypeError for one that cannot be (an
+    infinite or NaN number, an array): it is refused at once, never retried."""
+    return json.dumps(record, default=_plain, allow_nan=False).encode()
+
+
 def _timestamp(ts: datetime | None) -> str:
     ts = ts or datetime.now(timezone.utc)
     if ts.tzinfo is None:  # a naive time is taken as UTC
@@ -102,14 +108,15 @@ class Monitor:
             batch_size, flush_interval, max_backoff,
         )  # fmt: skip
         self.stats = MonitorStats()
-        self._queue: queue.Queue[tuple[str, str, dict[str, Any]]] = queue.Queue(max_queue)
+        self._queue: queue.Queue[tuple[str, str, bytes]] = queue.Queue(max_queue)
+        self._outstanding = 0  # queued or taken, not yet sent, refused or dropped
         self._lock = threading.Lock()
         self._idle = threading.Event()
         self._idle.set()
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._last_drop_log = self._last_retry_log = 0.0
-        self._pending: list[tuple[str, str, dict[str, Any]]] = []  # taken, not sent yet
+        self._pending: list[tuple[str, str, bytes]] = []  # taken, not sent yet
         self._thread = threading.Thread(target=self._run, name="mlobs-monitor", daemon=True)
         self._thread.start()
         atexit.register(self.close)
@@ -142,28 +149,31 @@ class Monitor:
                 record["probability"] = float(probability)
             if scores is not None:
                 record["scores"] = [float(s) for s in scores]
-            self._put("prediction", model, record)
-        except Exception:  # never into the caller's serving path
-            log.exception("mlobs: a prediction could not be queued")
-            self._count("dropped", 1)
+            self._put("prediction", model, _encode(record))
+        except Exception as exc:  # never into the caller's serving path
+            self._count("refused", 1)
+            log.warning("mlobs: a prediction of %s cannot be sent: %s", model, exc)
         return pid
 
     def label(self, model: str, prediction_id: str, actual: Any) -> None:
         """Queue the ground truth of a logged prediction."""
         try:
             actual = _plain(actual) if hasattr(actual, "item") else actual
-            self._put("label", model, {"prediction_id": prediction_id, "actual": actual,
-                                       "model_name": model})  # fmt: skip
-        except Exception:
-            log.exception("mlobs: a label could not be queued")
-            self._count("dropped", 1)
+            record = {"prediction_id": prediction_id, "actual": actual, "model_name": model}
+            self._put("label", model, _encode(record))
+        except Exception as exc:
+            self._count("refused", 1)
+            log.warning("mlobs: a label of %s cannot be sent: %s", model, exc)
 
-    def _put(self, kind: str, model: str, record: dict[str, Any]) -> None:
-        self._idle.clear()
+    def _put(self, kind: str, model: str, record: bytes) -> None:
+        with self._lock:
+            self._outstanding += 1
+            self._idle.clear()
         try:
             self._queue.put_nowait((kind, model, record))
         except queue.Full:
             self._count("dropped", 1)
+            self._done(1)
             now = time.monotonic()
             if now - self._last_drop_log > 10:
                 self._last_drop_log = now
@@ -177,6 +187,13 @@ class Monitor:
     def _count(self, what: str, n: int) -> None:
         with self._lock:
             setattr(self.stats, what, getattr(self.stats, what) + n)
+
+    def _done(self, n: int) -> None:
+        """``n`` records are settled (sent, refused or dropped)."""
+        with self._lock:
+            self._outstanding -= n
+            if self._outstanding <= 0:
+                self._idle.set()
 
     # ------------------------------------------------------------------ control
 
@@ -197,6 +214,7 @@ class Monitor:
         left = self._queue.qsize() + len(self._pending)
         if left:
             self._count("dropped", left)
+            self._done(left)
             log.warning("mlobs: %d records not sent at close", left)
         self._client.close()
         atexit.unregister(self.close)
@@ -211,24 +229,26 @@ class Monitor:
 
     def _run(self) -> None:
         backoff = 0.0
-        pending = self._pending
         while True:
-            self._wake.wait(backoff or self.flush_interval)
+            if backoff:  # the service is away: wait it out, whatever the callers queue
+                self._stop.wait(backoff)
+            else:
+                self._wake.wait(self.flush_interval)
             self._wake.clear()
             if self._stop.is_set() and backoff:
                 return  # stopping while the service is away: the rest is counted at close
-            while len(pending) < self.batch_size * 4:
+            while len(self._pending) < self.batch_size * 4:
                 try:
-                    pending.append(self._queue.get_nowait())
+                    self._pending.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            if not pending:
-                self._idle.set()
+            if not self._pending:
                 if self._stop.is_set():
                     return
                 continue
-            pending, error = self._send(pending)
-            self._pending = pending
+            taken = len(self._pending)
+            self._pending, error = self._send(self._pending)
+            self._done(taken - len(self._pending))
             if error is not None:  # the service away, a 5xx, a 429: keep and retry
                 self._count("retries", 1)
                 if not backoff or time.monotonic() - self._last_retry_log > 30:
@@ -237,16 +257,14 @@ class Monitor:
                 backoff = min(self.max_backoff, max(0.5, backoff * 2))
                 continue
             backoff = 0.0
-            if not pending and self._queue.empty():
-                self._idle.set()
 
     def _send(
-        self, items: list[tuple[str, str, dict[str, Any]]]
-    ) -> tuple[list[tuple[str, str, dict[str, Any]]], Exception | None]:
+        self, items: list[tuple[str, str, bytes]]
+    ) -> tuple[list[tuple[str, str, bytes]], Exception | None]:
         """Send every model's predictions, then the labels. Returns the items not sent yet and
         the failure that stopped the sending (one worth retrying), if any."""
-        predictions: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        labels: list[dict[str, Any]] = []
+        predictions: dict[str, list[bytes]] = defaultdict(list)
+        labels: list[bytes] = []
         for kind, model, record in items:
             (predictions[model] if kind == "prediction" else labels).append(record)
         done: set[int] = set()
@@ -264,17 +282,19 @@ class Monitor:
             return [item for item in items if id(item[2]) not in done], exc
         return [], None
 
-    def _post(self, path: str, body: Any, params: dict[str, str] | None = None) -> httpx.Response:
+    def _post(
+        self, path: str, key: str, records: list[bytes], params: dict[str, str] | None = None
+    ) -> httpx.Response:
+        body = b'{"' + key.encode() + b'":[' + b",".join(records) + b"]}"
         r = self._client.post(
-            path, content=json.dumps(body, default=_plain, allow_nan=False).encode(),
-            headers={"content-type": "application/json"}, params=params,
-        )  # fmt: skip
+            path, content=body, headers={"content-type": "application/json"}, params=params
+        )
         if r.status_code == 429 or r.status_code >= 500:
             raise RuntimeError(f"{path}: {r.status_code}")
         return r
 
-    def _post_predictions(self, model: str, records: list[dict[str, Any]]) -> None:
-        r = self._post(f"/models/{model}/predictions", {"records": records}, {"on_error": "skip"})
+    def _post_predictions(self, model: str, records: list[bytes]) -> None:
+        r = self._post(f"/models/{model}/predictions", "records", records, {"on_error": "skip"})
         if r.status_code == 202:
             body = r.json()
             self._count("sent", int(body["accepted"]) + int(body["duplicate"]))
@@ -288,12 +308,12 @@ class Monitor:
         log.warning("mlobs: %s refused %d prediction(s): %s %s", model, len(records),
                     r.status_code, r.text[:300])  # fmt: skip
 
-    def _post_labels(self, labels: list[dict[str, Any]]) -> None:
+    def _post_labels(self, labels: list[bytes]) -> None:
         """All or none on the service's side: a label it refuses (named in the answer) is left
         out and the others sent again."""
         pending = list(labels)
         while pending:
-            r = self._post("/feedback/batch", {"items": pending})
+            r = self._post("/feedback/batch", "items", pending)
             if r.status_code == 200:
                 self._count("sent", len(pending))
                 return
@@ -309,6 +329,6 @@ class Monitor:
                 log.warning("mlobs: %d label(s) refused: %s %s", len(pending), r.status_code,
                             r.text[:300])  # fmt: skip
                 return
-            bad = pending.pop(index)
+            pending.pop(index)
             self._count("refused", 1)
-            log.warning("mlobs: label for %s refused: %s", bad["prediction_id"], r.text[:300])
+            log.warning("mlobs: a label was refused: %s", r.text[:300])

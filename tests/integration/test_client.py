@@ -43,14 +43,16 @@ def test_predictions_and_labels_reach_the_service(
         broken = dict(rows[1])
         del broken["tenure_months"]
         with caplog.at_level(logging.WARNING, logger="mlobs.client"):
-            monitor.log("churn", broken, prediction=0)
+            monitor.log("churn", broken, prediction=0)  # refused by the service
+            # Not JSON at all: refused at once, and the records after it still go.
+            monitor.log("churn", {**rows[2], "tenure_months": float("inf")}, prediction=0)
             assert monitor.flush(timeout=60)
         for pid, y in zip(ids[:10], [0, 1] * 5, strict=True):
             monitor.label("churn", pid, y)
         monitor.label("churn", "never-logged", 1)
         assert monitor.flush(timeout=60)
         stats = monitor.stats
-    assert (stats.queued, stats.sent, stats.refused, stats.dropped) == (31 + 1 + 11, 31 + 10, 2, 0)
+    assert (stats.queued, stats.sent, stats.refused, stats.dropped) == (31 + 1 + 11, 31 + 10, 3, 0)
     assert any("tenure_months" in r.getMessage() for r in caplog.records)
     logged = httpx.get(f"{live}/predictions/{ids[5]}", timeout=30).json()
     assert logged["features"] == {k: v for k, v in rows[5].items()}

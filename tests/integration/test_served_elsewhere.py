@@ -119,6 +119,8 @@ def test_output_columns_that_do_not_fit_are_refused_by_name(
     assert "binary" in refused("probability_col", task="regression", probability_col="score")
     assert "multiclass" in refused("score_cols", score_cols=("score", "decision"))
     assert "[0, 1]" in refused("reference", probability_col="mean area")
+    assert "0/1" in refused("prediction_col", prediction_col="mean area", probability_col="score")
+    assert "target" in refused("prediction_col", prediction_col="target")
     scores = ref.assign(
         a=0.2, b=0.3, c=0.5, label=np.array(["a", "b", "c"])[np.arange(len(ref)) % 3]
     )

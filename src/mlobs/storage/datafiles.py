@@ -4,6 +4,7 @@ check): Parquet (a file, a folder of files, or a glob), CSV, and JSON lines."""
 from __future__ import annotations
 
 import glob
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -36,15 +37,16 @@ def _files(path: str | Path) -> list[Path]:
     return [p]
 
 
-def _read_one(path: Path) -> pd.DataFrame:
+def _read_one(path: Path, text: Sequence[str] = ()) -> pd.DataFrame:
     suffix = path.suffix.lower()
+    as_text = dict.fromkeys(text, str)
     try:
         if suffix in PARQUET:
             return pd.read_parquet(path)
         if suffix in CSV:
-            return pd.read_csv(path)
+            return pd.read_csv(path, dtype=as_text or None)
         if suffix in JSON_LINES:
-            return pd.read_json(path, lines=True)
+            return pd.read_json(path, lines=True, dtype=as_text or None)
     except Exception as exc:  # the library's own message, not a traceback
         raise DataFileError(f"{path}: not readable as {suffix[1:]}: {exc}") from None
     raise DataFileError(
@@ -53,9 +55,10 @@ def _read_one(path: Path) -> pd.DataFrame:
     )
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
-    """The rows of a data file, a folder of them or a glob, as one frame (index 0..n-1)."""
-    frames = [_read_one(f) for f in _files(path)]
+def read_table(path: str | Path, text: Sequence[str] = ()) -> pd.DataFrame:
+    """The rows of a data file, a folder of them or a glob, as one frame (index 0..n-1);
+    ``text`` columns are read from CSV and JSON lines as written (ids: "00042" stays so)."""
+    frames = [_read_one(f, text) for f in _files(path)]
     if len(frames) == 1:
         return frames[0].reset_index(drop=True)
     columns = list(frames[0].columns)

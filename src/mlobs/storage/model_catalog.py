@@ -398,8 +398,16 @@ def _given_outputs(reg: Registration, manifest: Manifest, rows: pd.DataFrame) ->
     if manifest.task == "binary_classification":
         proba = numbers(reg.probability_col, unit=True) if reg.probability_col else None
         if reg.prediction_col is not None:
-            positive = label_key(manifest.positive_class)
-            values = (rows[reg.prediction_col].map(label_key) == positive).to_numpy(float)
+            # As /models/{name}/predictions takes them: 0/1 or false/true, 1 the positive class.
+            keys = rows[reg.prediction_col].map(label_key)
+            bad = sorted({str(k) for k in keys if k not in (0, 1)})
+            if bad:
+                raise RegistrationError(
+                    f"column {reg.prediction_col!r} holds {bad[:5]}: a binary classifier's "
+                    "predictions are 0/1 or false/true (1: the positive class)",
+                    field="prediction_col",
+                )
+            values = keys.to_numpy(dtype=float)
         else:
             assert proba is not None
             values = (proba >= manifest.threshold).astype(float)
@@ -430,6 +438,11 @@ def _check_outputs(reg: Registration, manifest: Manifest) -> None:
     if not reg.output_cols:
         return
     task = manifest.task
+    if manifest.target is not None and manifest.target in reg.output_cols:
+        raise RegistrationError(
+            f"{manifest.target!r} is the target: the output columns hold the model's own outputs",
+            field="prediction_col",
+        )
     features = {f.name for f in manifest.features}
     both = [c for c in reg.output_cols if c in features]
     if both:

@@ -47,7 +47,7 @@ class LabelsIngested:
 
 def _pairs(path: Path, id_col: str, label_col: str) -> list[tuple[str, Any]]:
     try:
-        frame = read_table(path)
+        frame = read_table(path, text=[id_col])
     except DataFileError as exc:
         raise CommandError(str(exc)) from None
     missing = [c for c in (id_col, label_col) if c not in frame.columns]
@@ -55,6 +55,8 @@ def _pairs(path: Path, id_col: str, label_col: str) -> list[tuple[str, Any]]:
         raise CommandError(f"{path} has no columns {missing}; it has {list(frame.columns)[:20]}")
     out = []
     for pid, label in zip(frame[id_col], frame[label_col], strict=True):
+        if isinstance(pid, float) and pid.is_integer():  # a Parquet id column of floats
+            pid = int(pid)
         value = label.item() if hasattr(label, "item") else label
         if isinstance(value, float) and value.is_integer():
             value = int(value)

@@ -118,6 +118,7 @@ def test_bad_records_are_named_and_nothing_is_logged(ingest_client: TestClient) 
     records[3]["timestamp"] = (datetime.now(timezone.utc) + timedelta(days=1)).isoformat()
     records[4]["timestamp"] = "2026-12-01T10:00:00"  # no zone
     records[5]["prediction"] = 2  # not a binary class
+    records[4]["probability"] = 3.0  # a second error in the same record: still one rejected
     r = ingest_client.post("/models/churn/predictions", json={"records": records})
     assert r.status_code == 422, r.text
     locs = {tuple(e["loc"]) for e in r.json()["detail"]}

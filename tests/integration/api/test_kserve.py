@@ -108,6 +108,11 @@ def test_bad_events_are_named(kclient: TestClient) -> None:
     r = _event(kclient, "e", "request", request, service="no-such-isvc")
     assert r.status_code == 404 and r.json()["detail"][0]["loc"] == ["header",
                                                                      "ce-inferenceservicename"]  # fmt: skip
+    # A shape that claims far more rows than the data holds is not read (nor allocated).
+    huge = {"inputs": [{"name": "t", "shape": [200_000_000, 0], "datatype": "FP64", "data": []}]}
+    assert _event(kclient, "big", "request", huge).status_code == 202
+    r = _event(kclient, "big", "response", {"predictions": [1]})
+    assert r.json()["status"] == "rejected" and "shape" in r.json()["error"], r.text
     short = {"instances": [[1.0, 2.0]]}
     assert _event(kclient, "e2", "request", short).status_code == 202
     r = _event(kclient, "e2", "response", response)  # a pair that does not read: counted

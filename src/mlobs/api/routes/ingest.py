@@ -261,8 +261,8 @@ def ingest(
         if r.id not in fresh:
             fresh.add(r.id)
             counted.append(r)
-    rt.count_ingested(name, counted, duplicates=len(records) - len(counted), rejected=len(errors))
     rejected = sorted({e.index for e in errors})
+    rt.count_ingested(name, counted, duplicates=len(records) - len(counted), rejected=len(rejected))
     return IngestOut(
         model_name=name, accepted=len(counted), duplicate=len(records) - len(counted),
         rejected=len(rejected), prediction_ids=ids, errors=errors,

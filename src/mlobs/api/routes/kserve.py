@@ -18,6 +18,7 @@ this one) also takes the key as ``?key=`` in the logger URL; access logs show it
 from __future__ import annotations
 
 import logging
+import math
 import re
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any
@@ -62,11 +63,19 @@ def _model_for(rt: Runtime, service: str) -> Manifest:
     raise NotFound("model for InferenceService", service, loc=("header", "ce-inferenceservicename"))
 
 
-def _matrix(data: list[Any], shape: list[int]) -> list[list[Any]]:
-    """Row-major ``data`` of ``shape`` [N, K] as N rows (nested data is taken as it is)."""
+def _matrix(data: Any, shape: Any) -> list[list[Any]]:
+    """Row-major ``data`` of ``shape`` [N, K] as N rows (nested data is taken as it is); the
+    shape must hold exactly the data given."""
+    if not isinstance(data, list):
+        raise ValueError("a tensor's data is a list")
     if data and isinstance(data[0], list):
         return [list(row) for row in data]
-    n, k = (shape + [1])[:2] if len(shape) >= 1 else (len(data), 1)
+    dims = list(shape) if isinstance(shape, list) else []
+    if not dims or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in dims):
+        raise ValueError(f"a tensor's shape is positive whole numbers, not {shape!r}")
+    n, k = dims[0], math.prod(dims[1:]) if len(dims) > 1 else 1
+    if n * k != len(data):
+        raise ValueError(f"shape {dims} needs {n * k} values, the data has {len(data)}")
     return [data[i * k : (i + 1) * k] for i in range(n)]
 
 
@@ -130,6 +139,8 @@ def response_outputs(body: Any) -> list[Any]:
 def _record(output: Any, manifest: Manifest) -> dict[str, Any]:
     """A row's output as an ingested record's fields, by the model's task."""
     if isinstance(output, list):
+        if not output:
+            raise ValueError("an output row is empty")
         if manifest.task == "multiclass_classification":
             return {"scores": output}
         if manifest.task == "binary_classification":
@@ -169,6 +180,8 @@ def _handle(
             rt.metrics.kserve_unpaired.inc(expired)
             log.warning("%d KServe event half(s) dropped: the other half never came", expired)
         pair = halves.meet(event_id, kind, name, body, event_time, now)
+    except sa_exc.DataError as exc:  # a value the database cannot store (a NUL character)
+        raise InvalidInput(("body",), f"cannot be stored: {type(exc).__name__}") from None
     except (sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
         raise Unavailable("database", f"unreachable: {type(exc).__name__}") from None
     if pair is None:
@@ -182,19 +195,21 @@ def _handle(
         outputs = response_outputs(pair.response)
         if len(rows) != len(outputs):
             raise ValueError(f"{len(rows)} rows in the request, {len(outputs)} in the response")
+        if not 1 <= len(rows) <= rt.settings.max_batch_records:
+            raise ValueError(f"{len(rows)} rows: 1 to {rt.settings.max_batch_records} a pair")
+        stamp = (pair.event_time or now).isoformat()
+        raw = [
+            {"prediction_id": event_id if len(rows) == 1 else f"{event_id}:{i}",
+             "timestamp": stamp, "features": row, **_record(out, manifest)}
+            for i, (row, out) in enumerate(zip(rows, outputs, strict=True))
+        ]  # fmt: skip
     except (ValueError, TypeError, AttributeError, KeyError, IndexError) as exc:
         log.warning("KServe event %s of %s not read: %s", event_id, name, exc)
         rt.metrics.ingested.labels(name, "rejected").inc()
         return KServeOut(status="rejected", model_name=name, event_id=event_id, error=str(exc))
-    stamp = (pair.event_time or now).isoformat()
-    raw = [
-        {"prediction_id": event_id if len(rows) == 1 else f"{event_id}:{i}", "timestamp": stamp,
-         "features": row, **_record(out, manifest)}
-        for i, (row, out) in enumerate(zip(rows, outputs, strict=True))
-    ]  # fmt: skip
     try:
         logged = ingest(rt, name, raw, True, None)
-    except Unavailable:
+    except Exception:  # not logged: both halves wait again for a redelivery
         _put_back(halves, event_id, pair, now)
         raise
     return KServeOut(status="logged", model_name=name, event_id=event_id, logged=logged)
@@ -235,7 +250,12 @@ def build_router(policy: KeyPolicy) -> APIRouter:
     async def kserve_event(
         request: Request,
         rt: RuntimeDep,
-        ce_id: Annotated[str, Header(min_length=1, max_length=200, description="The event id.")],
+        ce_id: Annotated[
+            str,
+            Header(
+                min_length=1, max_length=120, description="The event id (rows' ids build on it)."
+            ),
+        ],
         ce_type: Annotated[
             str,
             Header(
