@@ -291,6 +291,69 @@ def register(
     console.print(summary_table(reg))
 
 
+@app.command("ingest")
+def ingest_file(
+    name: Annotated[str, typer.Argument(help="The model the predictions were made by.")],
+    file: Annotated[
+        Path, typer.Argument(help="Parquet (file, folder or glob), CSV or JSON lines.")
+    ],
+    timestamp_col: Annotated[
+        str, typer.Option(help="The column of event times (a time without a zone is UTC).")
+    ] = "timestamp",
+    id_col: Annotated[
+        str | None, typer.Option(help="The column of prediction ids (else made from the rows).")
+    ] = None,
+    prediction_col: Annotated[str | None, typer.Option(help="The model's predictions.")] = None,
+    probability_col: Annotated[
+        str | None, typer.Option(help="Binary: the positive class's probabilities.")
+    ] = None,
+    score_cols: Annotated[
+        str | None, typer.Option(help="Multiclass: score columns, comma-separated, in class order.")
+    ] = None,
+    label_col: Annotated[str | None, typer.Option(help="The ground truth, when known.")] = None,
+    period: Annotated[str, typer.Option(help="hour, day, or a number of rows per period.")] = "day",
+) -> None:
+    """Backfill a historical prediction log: log its rows with their event times and judge it
+    period by period (drift, quality and, with labels, realized performance), into the history
+    the service shows. No alert is opened and the live window is not touched; run twice, it
+    stores everything once. Writes to the database of DATABASE_URL.
+    """
+    from rich.table import Table
+
+    from mlobs.api.runtime import build_drift_config
+    from mlobs.tools.ingest import backfill_local
+    from mlobs.tools.register import CommandError
+
+    settings = _settings()
+    scores = [c.strip() for c in (score_cols or "").split(",") if c.strip()]
+    try:
+        with _progress() as progress:
+            task = progress.add_task(f"backfill of {name}", total=None)
+            out = backfill_local(
+                settings.resolved_database_url, settings.model_dir, name, file,
+                timestamp_col=timestamp_col, id_col=id_col, prediction_col=prediction_col,
+                probability_col=probability_col, score_cols=scores, label_col=label_col,
+                period=period, config=build_drift_config(settings),
+                progress=lambda n: progress.advance(task, n),
+            )  # fmt: skip
+    except CommandError as exc:
+        console.print(f"[red]error:[/] {exc}", soft_wrap=True)
+        raise typer.Exit(2) from None
+    table = Table(title=f"backfill of {name}: {out.rows:,} rows, {out.new:,} new, "
+                        f"{out.duplicate:,} logged before, {out.labels:,} labels")  # fmt: skip
+    for column in ("period start", "period end", "rows", "new", "drift", "drift share",
+                   "realized"):  # fmt: skip
+        table.add_column(column)
+    for p in out.periods:
+        realized = "  ".join(f"{k}={v:.3g}" for k, v in list((p.realized or {}).items())[:3])
+        table.add_row(
+            p.start.isoformat(timespec="minutes"), p.end.isoformat(timespec="minutes"),
+            f"{p.rows:,}", f"{p.new:,}", p.status,
+            "" if p.drift_share is None else f"{p.drift_share:.2f}", realized,
+        )  # fmt: skip
+    console.print(table)
+
+
 @app.command("ingest-labels")
 def ingest_labels(
     name: Annotated[str, typer.Argument(help="The model the predictions were made by.")],

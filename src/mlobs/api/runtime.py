@@ -60,6 +60,24 @@ def _versions(models: ModelRegistry) -> dict[str, str]:
     return out
 
 
+def build_drift_config(settings: Settings) -> DriftConfig:
+    """What the detector calls drift and how live windows behave, from the settings (the
+    service and a backfill judge by the same)."""
+    return DriftConfig(
+        window_size=settings.drift_window_size,
+        window_seconds=settings.drift_window_seconds or None,
+        min_samples=settings.drift_min_samples,
+        check_min_samples=settings.drift_check_min_samples,
+        psi_threshold_warning=settings.psi_threshold_warning,
+        psi_threshold_critical=settings.psi_threshold_critical,
+        js_threshold_warning=settings.js_threshold_warning,
+        js_threshold_critical=settings.js_threshold_critical,
+        drift_share_threshold=settings.drift_share_threshold,
+        numeric_method=settings.drift_numeric_method,
+        categorical_method=settings.drift_categorical_method,
+    )
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -118,19 +136,7 @@ class Runtime:
             spill=spill,
             replay_labels=feedback_repo.add_replayed,
         )
-        drift_config = DriftConfig(
-            window_size=settings.drift_window_size,
-            window_seconds=settings.drift_window_seconds or None,
-            min_samples=settings.drift_min_samples,
-            check_min_samples=settings.drift_check_min_samples,
-            psi_threshold_warning=settings.psi_threshold_warning,
-            psi_threshold_critical=settings.psi_threshold_critical,
-            js_threshold_warning=settings.js_threshold_warning,
-            js_threshold_critical=settings.js_threshold_critical,
-            drift_share_threshold=settings.drift_share_threshold,
-            numeric_method=settings.drift_numeric_method,
-            categorical_method=settings.drift_categorical_method,
-        )
+        drift_config = build_drift_config(settings)
         rules = AlertRules(
             drift_warning_share=settings.alert_drift_warning_share,
             drift_critical_share=settings.alert_drift_critical_share,

@@ -401,6 +401,10 @@ class DriftResultOut(BaseModel):
     drifted_features_count: int
     report: DriftReportOut
     quality: QualityReportOut | None
+    window_start: str | None = Field(
+        None, description="A backfilled period's first event time (`dataset_name` backfill)."
+    )
+    window_end: str | None = Field(None, description="A backfilled period's last event time.")
 
 
 class DriftHistoryOut(BaseModel):
@@ -661,7 +665,7 @@ class ConceptDriftOut(BaseModel):
 
 
 class PerformanceWindowOut(BaseModel):
-    kind: Literal["labelled", "estimated"]
+    kind: Literal["labelled", "estimated", "backfill"]
     window_seq: int
     model_version: str
     created_at: datetime
@@ -693,6 +697,11 @@ class PerformanceOut(BaseModel):
         description="Completed label windows, newest first."
     )
     estimate_history: list[PerformanceWindowOut]
+    backfill_history: list[PerformanceWindowOut] = Field(
+        default_factory=list,
+        description="Realized figures of backfilled periods (`mlobs ingest`), newest first; "
+        "`concept` holds the period's `window_start` and `window_end` in event time.",
+    )
 
 
 # ------------------------------------------------------------------------------- web dashboard

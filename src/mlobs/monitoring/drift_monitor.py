@@ -375,7 +375,8 @@ class DriftMonitor:
 
     def history(self, model_name: str, limit: int = 50) -> list[dict[str, Any]]:
         self.profile(model_name)
-        return [result_to_dict(r) for r in self.store.history(model_name, "live", limit)]
+        results = self.store.history(model_name, ("live", "backfill"), limit)
+        return [result_to_dict(r) for r in results]
 
     # ------------------------------------------------------------------ helpers
 

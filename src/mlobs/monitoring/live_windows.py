@@ -103,6 +103,8 @@ def result_to_dict(r: DriftResult) -> dict[str, Any]:
         "drifted_features_count": r.drifted_features_count,
         "report": r.report,
         "quality": r.quality,
+        "window_start": r.window_start.isoformat() if r.window_start else None,
+        "window_end": r.window_end.isoformat() if r.window_end else None,
     }
 
 
@@ -119,6 +121,8 @@ def result_from_dict(d: Mapping[str, Any]) -> DriftResult:
         drifted_features_count=int(d["drifted_features_count"]),
         report=d["report"],
         quality=d.get("quality"),
+        window_start=datetime.fromisoformat(d["window_start"]) if d.get("window_start") else None,
+        window_end=datetime.fromisoformat(d["window_end"]) if d.get("window_end") else None,
     )
 
 

@@ -429,4 +429,5 @@ class PerformanceMonitor:
             "concept_drift": concept,
             "history": self.store.history(model.name, "labelled", history),
             "estimate_history": self.store.history(model.name, "estimated", history),
+            "backfill_history": self.store.history(model.name, "backfill", history),
         }

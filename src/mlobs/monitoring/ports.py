@@ -94,7 +94,9 @@ class WindowStore(Protocol):
         when the window was evaluated already."""
         ...
 
-    def history(self, model_name: str, dataset_name: str, limit: int) -> list[DriftResult]: ...
+    def history(
+        self, model_name: str, dataset_name: str | Sequence[str], limit: int
+    ) -> list[DriftResult]: ...
 
 
 class DriftListener(Protocol):

@@ -47,7 +47,8 @@ class WindowInfo:
 
 @dataclass(frozen=True)
 class DriftResult:
-    """A stored drift verdict: a closed live window (``live``) or posted rows (``request``)."""
+    """A stored drift verdict: a closed live window (``live``), posted rows (``request``) or a
+    period of a backfilled prediction log (``backfill``, with the period in event time)."""
 
     model_name: str
     dataset_name: str
@@ -60,6 +61,8 @@ class DriftResult:
     drifted_features_count: int
     report: Mapping[str, Any]
     quality: Mapping[str, Any] | None = None
+    window_start: datetime | None = None
+    window_end: datetime | None = None
 
 
 @dataclass(frozen=True)

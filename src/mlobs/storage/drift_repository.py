@@ -7,6 +7,7 @@ WHERE clause), so exactly one caller closes a window and evaluates it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -256,17 +257,22 @@ class DriftRepository:
                     drifted_features_count=result.drifted_features_count,
                     report=dict(result.report),
                     quality=dict(result.quality) if result.quality is not None else None,
+                    window_start=result.window_start,
+                    window_end=result.window_end,
                 )
             )
         return True
 
-    def history(self, model_name: str, dataset_name: str, limit: int) -> list[DriftResult]:
+    def history(
+        self, model_name: str, dataset_name: str | Sequence[str], limit: int
+    ) -> list[DriftResult]:
+        names = [dataset_name] if isinstance(dataset_name, str) else list(dataset_name)
         with self.engine.connect() as conn:
             rows = conn.execute(
                 select(drift_results)
                 .where(
                     drift_results.c.model_name == model_name,
-                    drift_results.c.dataset_name == dataset_name,
+                    drift_results.c.dataset_name.in_(names),
                 )
                 .order_by(drift_results.c.created_at.desc(), drift_results.c.id.desc())
                 .limit(limit)
@@ -288,6 +294,8 @@ class DriftRepository:
                     drifted_features_count=int(m["drifted_features_count"]),
                     report=m["report"],
                     quality=m["quality"],
+                    window_start=utc(m["window_start"]) if m["window_start"] else None,
+                    window_end=utc(m["window_end"]) if m["window_end"] else None,
                 )
             )
         return out

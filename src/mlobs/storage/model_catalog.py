@@ -216,7 +216,7 @@ def _draft_one(s: pd.Series, name: str, categorical: bool) -> tuple[FeatureEntry
     return FeatureEntry(name=name, kind="numeric"), hint
 
 
-def _as_api_values(df: pd.DataFrame, manifest: Manifest) -> pd.DataFrame:
+def api_values(df: pd.DataFrame, manifest: Manifest) -> pd.DataFrame:
     """The feature columns as the API receives them: categories as strings, missing as None."""
     out = {}
     for f in manifest.features:
@@ -377,8 +377,20 @@ def _labels(reg: Registration, manifest: Manifest) -> pd.DataFrame | None:
 
 
 def _given_outputs(reg: Registration, manifest: Manifest, rows: pd.DataFrame) -> BatchPrediction:
-    """A model served elsewhere: its outputs as the reference's columns hold them (the same
-    shapes as a served model's ``predict_frame``); an error naming a column that does not fit."""
+    return outputs_from_columns(
+        manifest, rows, reg.prediction_col, reg.probability_col, reg.score_cols
+    )
+
+
+def outputs_from_columns(
+    manifest: Manifest,
+    rows: pd.DataFrame,
+    prediction_col: str | None,
+    probability_col: str | None = None,
+    score_cols: Sequence[str] = (),
+) -> BatchPrediction:
+    """A model served elsewhere: its outputs as a frame's columns hold them (the same shapes as
+    a served model's ``predict_frame``); RegistrationError naming a column that does not fit."""
 
     def numbers(col: str, unit: bool) -> np.ndarray:
         values = pd.to_numeric(rows[col], errors="coerce").to_numpy(dtype=float)
@@ -393,17 +405,17 @@ def _given_outputs(reg: Registration, manifest: Manifest, rows: pd.DataFrame) ->
         return values
 
     if manifest.task == "regression":
-        assert reg.prediction_col is not None
-        return BatchPrediction(numbers(reg.prediction_col, unit=False))
+        assert prediction_col is not None
+        return BatchPrediction(numbers(prediction_col, unit=False))
     if manifest.task == "binary_classification":
-        proba = numbers(reg.probability_col, unit=True) if reg.probability_col else None
-        if reg.prediction_col is not None:
+        proba = numbers(probability_col, unit=True) if probability_col else None
+        if prediction_col is not None:
             # As /models/{name}/predictions takes them: 0/1 or false/true, 1 the positive class.
-            keys = rows[reg.prediction_col].map(label_key)
+            keys = rows[prediction_col].map(label_key)
             bad = sorted({str(k) for k in keys if k not in (0, 1)})
             if bad:
                 raise RegistrationError(
-                    f"column {reg.prediction_col!r} holds {bad[:5]}: a binary classifier's "
+                    f"column {prediction_col!r} holds {bad[:5]}: a binary classifier's "
                     "predictions are 0/1 or false/true (1: the positive class)",
                     field="prediction_col",
                 )
@@ -414,14 +426,14 @@ def _given_outputs(reg: Registration, manifest: Manifest, rows: pd.DataFrame) ->
         return BatchPrediction(values, proba)
     classes = [label_key(c) for c in manifest.class_labels or ()]
     scores = None
-    if reg.score_cols:
-        scores = np.column_stack([numbers(c, unit=True) for c in reg.score_cols])
-    if reg.prediction_col is not None:
-        keys = rows[reg.prediction_col].map(label_key)
+    if score_cols:
+        scores = np.column_stack([numbers(c, unit=True) for c in score_cols])
+    if prediction_col is not None:
+        keys = rows[prediction_col].map(label_key)
         unknown = sorted({str(k) for k in keys if k not in classes})
         if unknown:
             raise RegistrationError(
-                f"column {reg.prediction_col!r} holds {unknown[:5]}, not among the classes "
+                f"column {prediction_col!r} holds {unknown[:5]}, not among the classes "
                 f"{manifest.class_labels}",
                 field="prediction_col",
             )
@@ -583,7 +595,7 @@ def register(model_dir: Path, reg: Registration) -> Registered:
     if updates:
         manifest = Manifest.parse({**manifest.model_dump(exclude_none=True), **updates}, "manifest")
 
-    reference = _as_api_values(reg.reference, manifest)
+    reference = api_values(reg.reference, manifest)
     model: TabularModel | None = None
     if data is not None:
         if reg.output_cols:
@@ -629,7 +641,7 @@ def register(model_dir: Path, reg: Registration) -> Registered:
         served = model
 
         def predicted(rows: pd.DataFrame) -> BatchPrediction:
-            return served.predict_frame(_as_api_values(rows, manifest))
+            return served.predict_frame(api_values(rows, manifest))
 
         metrics, calibration, ece, judged = _holdout(predicted, manifest, labelled, reg.seed)
     elif labelled is not None and reg.output_cols:

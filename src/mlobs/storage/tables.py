@@ -94,6 +94,9 @@ drift_results = Table(
     Column("drifted_features_count", Integer, nullable=False),
     Column("report", JsonType, nullable=False),
     Column("quality", JsonType, nullable=True),
+    # A backfill period in event time (live windows and requests leave them empty).
+    Column("window_start", DateTime(timezone=True), nullable=True),
+    Column("window_end", DateTime(timezone=True), nullable=True),
     Index("ix_drift_results_model_created", "model_name", "created_at"),
 )
 

@@ -22,6 +22,7 @@ import httpx
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from mlobs.monitoring.live_windows import result_to_dict
 from mlobs.monitoring.profiles import load_profile
 from mlobs.storage.db import make_engine
 from mlobs.storage.drift_repository import DriftRepository
@@ -30,7 +31,7 @@ REPORT_KEYS = ("generated_at", "source", "models", "models_without_result")
 MODEL_KEYS = (
     "model_name", "window_id", "evaluated_at", "n_rows", "status", "dataset_drift", "drift_share",
     "drifted_features_count", "scored_features_count", "thresholds", "reference", "features",
-    "prediction", "quality",
+    "prediction", "quality", "history",
 )  # fmt: skip
 FEATURE_KEYS = (
     "feature", "kind", "method", "score", "status", "drifted", "bins", "reference", "current",
@@ -49,9 +50,27 @@ def _feature(f: Mapping[str, Any]) -> dict[str, Any]:
     return {k: f.get(k) for k in FEATURE_KEYS}
 
 
-def model_entry(result: Mapping[str, Any], reference: Mapping[str, Any] | None) -> dict[str, Any]:
+# Closed windows and backfilled periods shown per model, newest first.
+HISTORY = 60
+
+
+def _history_row(r: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "dataset_name": r["dataset_name"], "window_start": r.get("window_start"),
+        "window_end": r.get("window_end"), "evaluated_at": r["created_at"],
+        "n_rows": r["n_rows"], "dataset_drift": r["dataset_drift"],
+        "drift_share": r["drift_share"],
+    }  # fmt: skip
+
+
+def model_entry(
+    result: Mapping[str, Any],
+    reference: Mapping[str, Any] | None,
+    history: Sequence[Mapping[str, Any]] = (),
+) -> dict[str, Any]:
     """One model's section from a stored live-window result (the API's ``DriftResultOut``
-    shape); features ordered by score, highest first (unscored last)."""
+    shape); features ordered by score, highest first (unscored last); ``history``: the model's
+    closed windows and backfilled periods (newest first), a row each."""
     report = result["report"]
     features = sorted(
         (_feature(f) for f in report["features"].values()),
@@ -72,6 +91,7 @@ def model_entry(result: Mapping[str, Any], reference: Mapping[str, Any] | None) 
         "features": features,
         "prediction": _feature(report["prediction"]) if report.get("prediction") else None,
         "quality": result.get("quality"),
+        "history": [_history_row(r) for r in history],
     }
 
 
@@ -106,7 +126,7 @@ def from_database(database_url: str, model_dir: Path, models: Sequence[str]) -> 
     try:
         repo = DriftRepository(engine)
         for name in models:
-            last = repo.history(name, "live", 1)
+            last = repo.history(name, ("live", "backfill"), HISTORY)
             if not last:
                 missing.append(name)
                 continue
@@ -128,7 +148,7 @@ def from_database(database_url: str, model_dir: Path, models: Sequence[str]) -> 
                 "drifted_features_count": r.drifted_features_count, "report": r.report,
                 "quality": r.quality,
             }  # fmt: skip
-            entries.append(model_entry(result, reference))
+            entries.append(model_entry(result, reference, [result_to_dict(x) for x in last]))
     except SQLAlchemyError as exc:
         raise ReportError(
             f"cannot read drift results from {source}: {type(exc).__name__} (has the service "
@@ -173,7 +193,10 @@ def from_api(
                     continue
                 ref = status["reference"]
                 reference = {k: ref[k] for k in ("model_version", "rows", "created_at")}
-                entries.append(model_entry(status["last_result"], reference))
+                past = client.get(f"/monitoring/drift/history/{name}", params={"limit": HISTORY})
+                past.raise_for_status()
+                entries.append(model_entry(status["last_result"], reference,
+                                           past.json()["results"]))  # fmt: skip
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
         raise ReportError(f"cannot read drift results from {base}: {exc}") from None
     return build_report(entries, base, missing)
@@ -295,6 +318,20 @@ def _model_section(m: Mapping[str, Any]) -> str:
             f"<td class=num>{f['missing_share']:.1%}</td></tr>"
         )
     thresholds = ", ".join(f"{escape(k)} {v:g}" for k, v in m["thresholds"].items())
+    past = "".join(
+        f"<tr><td>{escape(str(h['dataset_name']))}</td>"
+        f"<td>{escape(str(h['window_start'] or ''))}</td><td>{escape(str(h['window_end'] or ''))}</td>"
+        f"<td>{escape(str(h['evaluated_at']))}</td><td class=num>{h['n_rows']:,}</td>"
+        f"<td>{'yes' if h['dataset_drift'] else 'no'}</td><td class=num>{h['drift_share']:.2f}</td></tr>"
+        for h in m.get("history", [])
+    )
+    history = (
+        "<h3>History</h3><table><thead><tr><th>source</th><th>period start</th>"
+        "<th>period end</th><th>evaluated</th><th>rows</th><th>dataset drift</th>"
+        f"<th>drift share</th></tr></thead><tbody>{past}</tbody></table>"
+        if past
+        else ""
+    )
     return (
         f'<section id="model-{name}"><h2>{name}</h2>'
         f'<div class="meta">window evaluated {escape(str(m["evaluated_at"]))}; {ref_line}; '
@@ -306,7 +343,9 @@ def _model_section(m: Mapping[str, Any]) -> str:
         + "".join(rows)
         + '</tbody></table><div class="charts">'
         + "".join(_chart_figure(f, label) for label, f in features)
-        + "</div></section>"
+        + "</div>"
+        + history
+        + "</section>"
     )
 
 

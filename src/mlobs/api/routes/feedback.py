@@ -215,6 +215,7 @@ def build_router(policy: KeyPolicy, max_items: int) -> APIRouter:
         s["alert_rule"] = rule
         s["history"] = [PerformanceWindowOut(**vars(r)) for r in s["history"]]
         s["estimate_history"] = [PerformanceWindowOut(**vars(r)) for r in s["estimate_history"]]
+        s["backfill_history"] = [PerformanceWindowOut(**vars(r)) for r in s["backfill_history"]]
         return PerformanceOut(**s)
 
     return router
