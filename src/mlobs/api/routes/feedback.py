@@ -5,17 +5,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 from pydantic import BaseModel
 from sqlalchemy import exc as sa_exc
 
 from mlobs.api.auth import Guard, KeyPolicy
-from mlobs.api.deps import RuntimeDep
+from mlobs.api.deps import ModelOfId, PredictionIdPath, RuntimeDep
 from mlobs.api.errors import BODY, responses
 from mlobs.api.runtime import Runtime
 from mlobs.api.schemas import (
-    PREDICTION_ID,
-    PREDICTION_ID_TEXT,
     FeedbackBatchOut,
     FeedbackIn,
     FeedbackOut,
@@ -173,12 +171,7 @@ def build_router(policy: KeyPolicy, max_items: int) -> APIRouter:
         responses=responses(404, 409, 422, 503),
     )
     def get_feedback(
-        prediction_id: Annotated[str, Path(description=PREDICTION_ID_TEXT, **PREDICTION_ID)],
-        rt: RuntimeDep,
-        model: Annotated[
-            str | None,
-            Query(description="The model, where a sender's id is known under several (else 409)."),
-        ] = None,
+        prediction_id: PredictionIdPath, rt: RuntimeDep, model: ModelOfId = None
     ) -> LabelOut:
         """The label stored for a prediction, with the prediction it answers."""
         label = rt.performance.store.get(prediction_id, model)

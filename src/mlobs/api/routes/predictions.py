@@ -7,17 +7,15 @@ FastAPI must see their body types as real objects, not strings.
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Path, Query, Request
+from fastapi import APIRouter, Body, Request
 from pydantic import BaseModel
 
 from mlobs.api.auth import Guard, KeyPolicy
 from mlobs.api.bodies import ModelBodies
-from mlobs.api.deps import RuntimeDep, ServiceDep
+from mlobs.api.deps import ModelOfId, PredictionIdPath, RuntimeDep, ServiceDep
 from mlobs.api.errors import BODY, responses
 from mlobs.api.routes.models import model_out
 from mlobs.api.schemas import (
-    PREDICTION_ID,
-    PREDICTION_ID_TEXT,
     BatchOut,
     BatchRequestBase,
     LoggedPredictionOut,
@@ -97,12 +95,7 @@ def build_router(policy: KeyPolicy, max_batch_records: int, bodies: ModelBodies)
         responses=responses(404, 409, 422, 503),
     )
     def get_prediction(
-        prediction_id: Annotated[str, Path(description=PREDICTION_ID_TEXT, **PREDICTION_ID)],
-        service: ServiceDep,
-        model: Annotated[
-            str | None,
-            Query(description="The model, where a sender's id is known under several (else 409)."),
-        ] = None,
+        prediction_id: PredictionIdPath, service: ServiceDep, model: ModelOfId = None
     ) -> LoggedPredictionOut:
         """A logged prediction (served, or ingested under its sender's id), also while it still
         waits in the log queue."""
