@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from mlobs.errors import AmbiguousId
 from mlobs.monitoring.performance import LabelConflict
 from mlobs.monitoring.records import LabelRecord, PerformanceResult, TrackerState
-from mlobs.storage.db import utc
+from mlobs.storage.db import among, utc
 from mlobs.storage.tables import feedback, label_trackers, performance_results, predictions
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,7 @@ class FeedbackRepository:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
+        self._dialect_name = engine.dialect.name
 
     # ------------------------------------------------------------------ labels
 
@@ -86,7 +87,7 @@ class FeedbackRepository:
         lookup = select(
             feedback.c.model_name, feedback.c.prediction_id, feedback.c.actual,
             feedback.c.received_at,
-        ).where(feedback.c.prediction_id.in_(ids))  # fmt: skip
+        ).where(among(feedback.c.prediction_id, ids, self._dialect_name))  # fmt: skip
         with self.engine.begin() as conn:
             stored = {(r.model_name, r.prediction_id): r.actual for r in conn.execute(lookup)}
             outcomes: list[str] = []
@@ -147,7 +148,7 @@ class FeedbackRepository:
                 (r.model_name, r.prediction_id): r.actual
                 for r in conn.execute(
                     select(feedback.c.model_name, feedback.c.prediction_id, feedback.c.actual)
-                    .where(feedback.c.prediction_id.in_(ids))
+                    .where(among(feedback.c.prediction_id, ids, self._dialect_name))
                 )
             }  # fmt: skip
         clashes = [

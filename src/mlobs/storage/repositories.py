@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ARRAY, Engine, String, any_, bindparam, func, select, text
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from mlobs.errors import AmbiguousId
 from mlobs.monitoring.records import PredictionRecord
-from mlobs.storage.db import utc
+from mlobs.storage.db import among, utc
 from mlobs.storage.tables import predictions
 
 
@@ -46,17 +46,14 @@ class PredictionRepository:
             by_model: dict[str, list[str]] = {}
             for r in records:
                 by_model.setdefault(r.model_name, []).append(r.id)
-            # One array parameter, not an IN list: a prepared IN list of a thousand parameters
-            # gets a generic plan that scans the table (seen: a backfill slowing down as the
-            # log grew); ``= ANY(array)`` keeps the primary-key lookup.
-            mine = text(
-                "SELECT id FROM predictions WHERE model_name = :model AND id = ANY(:ids) "
-                "AND xmin = pg_current_xact_id()::xid"
-            )
             for model, ids in by_model.items():
                 for i in range(0, len(ids), 10_000):
-                    found = conn.execute(mine, {"model": model, "ids": ids[i : i + 10_000]})
-                    new.update(found.scalars())
+                    mine = select(predictions.c.id).where(
+                        predictions.c.model_name == model,
+                        among(predictions.c.id, ids[i : i + 10_000], "postgresql"),
+                        text("predictions.xmin = pg_current_xact_id()::xid"),
+                    )
+                    new.update(conn.execute(mine).scalars())
             return new
 
     def _insert(self) -> Any:
@@ -87,12 +84,7 @@ class PredictionRepository:
         cols = [c for c in predictions.c if features or c.name != "features"]
         with self.engine.connect() as conn:
             for i in range(0, len(ids), 500):
-                chunk = ids[i : i + 500]
-                match = (
-                    predictions.c.id == any_(bindparam("ids", chunk, type_=ARRAY(String(128))))
-                    if self.engine.dialect.name == "postgresql"  # see insert_new
-                    else predictions.c.id.in_(chunk)
-                )
+                match = among(predictions.c.id, ids[i : i + 500], self.engine.dialect.name)
                 stmt = select(*cols).where(match)
                 for row in conn.execute(stmt):
                     out.setdefault(row.id, []).append(_record(row))

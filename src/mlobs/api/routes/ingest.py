@@ -254,13 +254,9 @@ def ingest(
         fresh = rt.predictions.insert_new(records)
     except (sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
         raise Unavailable("database", f"unreachable: {type(exc).__name__}") from None
-    new = [r for r in records if r.id in fresh]
-    fresh.clear()  # a record twice in the batch: only its first is new
-    counted = []
-    for r in new:
-        if r.id not in fresh:
-            fresh.add(r.id)
-            counted.append(r)
+    # A record twice in the batch was inserted once: only its first copy is counted.
+    first = {r.id: r for r in reversed(records) if r.id in fresh}
+    counted = [r for r in records if first.get(r.id) is r]
     rejected = sorted({e.index for e in errors})
     rt.count_ingested(name, counted, duplicates=len(records) - len(counted), rejected=len(rejected))
     return IngestOut(
