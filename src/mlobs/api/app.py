@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from prometheus_client import CollectorRegistry
@@ -50,6 +51,17 @@ the routes it shows with a security requirement (and 401, 403) are those its key
 
 class InsecureConfiguration(RuntimeError):
     """Production without API keys, and without ALLOW_OPEN=true saying so on purpose."""
+
+
+def _build_routes(routes: list[Any]) -> None:
+    """Build every route's request handling here, before the routes are swapped in: FastAPI
+    builds an included router's routes at their first match, and a request matching them while
+    the catalogue's next routes are being built in another thread met pydantic half-way through
+    a schema (a 500 during a hot registration)."""
+    scope = {"type": "http", "method": "GET", "path": "/", "root_path": "", "headers": [],
+             "query_string": b""}  # fmt: skip
+    for route in routes:
+        route.matches(scope)
 
 
 def create_app(
@@ -122,6 +134,7 @@ def create_app(
         router.include_router(ingest.build_router(policy))
         router.include_router(kserve.build_router(policy))
         router.include_router(web.router)
+        _build_routes(router.routes)
         app.router.routes = [*own_routes, *router.routes]
         app.openapi_schema = None  # rebuilt from these routes at the next /openapi.json
 

@@ -140,7 +140,9 @@ def server(tmp_path: Path, model_dir: Path) -> Iterator[Server]:
         eventually(  # imports take ~10 s per process on a small machine
             both_serving, interval=0.25, message=lambda: f"workers not ready: {srv.log_tail()}"
         )
-        assert httpx.get(f"{srv.url}/health/ready", timeout=10).status_code == 200
+        # Both workers have metrics files before both have loaded their models.
+        eventually(lambda: httpx.get(f"{srv.url}/health/ready", timeout=10).status_code == 200,
+                   message=lambda: f"not ready: {srv.log_tail()}")  # fmt: skip
         yield srv
     finally:
         stop_process_group(proc)
